@@ -1,0 +1,1 @@
+"""OpsLedger's shared libraries."""

@@ -1,0 +1,1 @@
+"""libs.events: the envelope, event catalog, store, relay, bus, runtime and timers every service shares."""

@@ -1,0 +1,105 @@
+"""Postgres connections and versioned, idempotent schema migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+MIGRATION_LOCK = 7_311_001
+STORE_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(url)
+    await _init_connection(conn)
+    return conn
+
+
+@dataclass(frozen=True)
+class Migration:
+    owner: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations_in(owner: str, folder: Path) -> list[Migration]:
+    """The `NNNN_name.sql` files of a folder, in order."""
+    return [
+        Migration(owner=owner, name=path.name, sql=path.read_text())
+        for path in sorted(folder.glob("*.sql"))
+    ]
+
+
+async def migrate(pool: asyncpg.Pool, migrations: list[Migration]) -> list[str]:
+    """Apply what is not applied yet, under an advisory lock so racing replicas apply each once.
+
+    A migration that was applied and has since been edited is refused: published schemas only grow.
+    """
+    applied_now: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS public.schema_migrations (
+                       owner text NOT NULL, name text NOT NULL, checksum text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now(),
+                       PRIMARY KEY (owner, name))"""
+            )
+            rows = await conn.fetch("SELECT owner, name, checksum FROM public.schema_migrations")
+            done: dict[tuple[str, str], str] = {(r["owner"], r["name"]): r["checksum"] for r in rows}
+            for migration in migrations:
+                key = (migration.owner, migration.name)
+                if key in done:
+                    if done[key] != migration.checksum:
+                        raise RuntimeError(
+                            f"migration {migration.owner}/{migration.name} changed after it was "
+                            "applied; add a new migration instead"
+                        )
+                    continue
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO public.schema_migrations (owner, name, checksum) "
+                        "VALUES ($1, $2, $3)",
+                        migration.owner,
+                        migration.name,
+                        migration.checksum,
+                    )
+                log.info("applied migration %s/%s", migration.owner, migration.name)
+                applied_now.append(f"{migration.owner}/{migration.name}")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+    return applied_now
+
+
+def store_migrations() -> list[Migration]:
+    return migrations_in("eventstore", STORE_MIGRATIONS)
+
+
+Record = dict[str, Any]

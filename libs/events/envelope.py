@@ -1,0 +1,87 @@
+"""The event envelope: what every stored and published event carries around its payload."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import uuid6
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def new_id() -> UUID:
+    """A time-ordered UUIDv7, so ids sort roughly by creation time."""
+    return UUID(int=uuid6.uuid7().int)
+
+
+class ActorKind(StrEnum):
+    USER = "user"
+    TOKEN = "token"
+    SERVICE = "service"
+    SYSTEM = "system"
+
+
+class Actor(BaseModel):
+    """Who caused an event: a person, an API token, a service, or the system itself."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ActorKind
+    id: str
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(kind=ActorKind.SYSTEM, id="system")
+
+    @classmethod
+    def service(cls, name: str) -> Actor:
+        return cls(kind=ActorKind.SERVICE, id=name)
+
+
+class Metadata(BaseModel):
+    """Why an event exists: actor, the request it belongs to, and the event that caused it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actor: Actor
+    correlation_id: UUID = Field(default_factory=new_id)
+    causation_id: UUID | None = None
+    causation_depth: int = Field(default=0, ge=0)
+    service: str = "unknown"
+
+    def caused_by(self, envelope: Envelope, *, actor: Actor | None = None) -> Metadata:
+        """Metadata for an event written in reaction to `envelope`: same correlation, one deeper."""
+        return Metadata(
+            actor=actor or self.actor,
+            correlation_id=envelope.metadata.correlation_id,
+            causation_id=envelope.id,
+            causation_depth=envelope.metadata.causation_depth + 1,
+            service=self.service,
+        )
+
+
+class Envelope(BaseModel):
+    """One stored event: identity, place in its stream and in the global log, payload, metadata."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    stream_id: str
+    version: int = Field(ge=1)
+    type: str
+    schema_version: int = Field(ge=1)
+    data: dict[str, Any]
+    metadata: Metadata
+    recorded_at: datetime
+    position: int = Field(ge=1)
+
+    @property
+    def category(self) -> str:
+        """The stream's category: the part of the stream id before the first '-'."""
+        return stream_category(self.stream_id)
+
+
+def stream_category(stream_id: str) -> str:
+    return stream_id.split("-", 1)[0]

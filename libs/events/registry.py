@@ -1,0 +1,107 @@
+"""The registry of event types: explicit, versioned type names mapped to pydantic payload models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from libs.events.envelope import Envelope
+
+
+class DomainEvent(BaseModel):
+    """Base class of every event payload. Subclasses are registered with `@event(type, version)`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+class EventError(Exception):
+    """Base of the errors raised when an event cannot be understood."""
+
+
+class UnknownEventType(EventError):
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"unknown event type {type_name!r}: no class is registered for it")
+        self.type_name = type_name
+
+
+class InvalidEventPayload(EventError):
+    def __init__(self, type_name: str, version: int, error: ValidationError | str) -> None:
+        super().__init__(f"payload of {type_name!r} v{version} does not validate: {error}")
+        self.type_name = type_name
+        self.version = version
+
+
+E = TypeVar("E", bound=type[DomainEvent])
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class EventRegistry:
+    """Maps type names to classes; upcasts stored payloads of older schema versions on read."""
+
+    def __init__(self) -> None:
+        self._classes: dict[str, type[DomainEvent]] = {}
+        self._upcasters: dict[tuple[str, int], Upcaster] = {}
+
+    def register(self, type_name: str, version: int = 1) -> Callable[[E], E]:
+        def decorate(cls: E) -> E:
+            existing = self._classes.get(type_name)
+            if existing is not None and existing is not cls:
+                raise ValueError(f"event type {type_name!r} is already registered to {existing}")
+            cls.event_type = type_name
+            cls.schema_version = version
+            self._classes[type_name] = cls
+            return cls
+
+        return decorate
+
+    def upcaster(self, type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+        """Register a function turning a v`from_version` payload into a v`from_version + 1` one."""
+
+        def decorate(fn: Upcaster) -> Upcaster:
+            self._upcasters[(type_name, from_version)] = fn
+            return fn
+
+        return decorate
+
+    def class_for(self, type_name: str) -> type[DomainEvent]:
+        try:
+            return self._classes[type_name]
+        except KeyError:
+            raise UnknownEventType(type_name) from None
+
+    def knows(self, type_name: str) -> bool:
+        return type_name in self._classes
+
+    def types(self) -> list[str]:
+        return sorted(self._classes)
+
+    def decode(self, type_name: str, version: int, data: dict[str, Any]) -> DomainEvent:
+        """Validate a stored payload, upcasting it first when it was written by an older schema."""
+        cls = self.class_for(type_name)
+        if version > cls.schema_version:
+            raise InvalidEventPayload(
+                type_name, version, f"newer than this code knows (v{cls.schema_version})"
+            )
+        payload = data
+        for step in range(version, cls.schema_version):
+            upcast = self._upcasters.get((type_name, step))
+            if upcast is None:
+                raise InvalidEventPayload(type_name, version, f"no upcaster from v{step}")
+            payload = upcast(payload)
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidEventPayload(type_name, version, exc) from exc
+
+    def load(self, envelope: Envelope) -> DomainEvent:
+        return self.decode(envelope.type, envelope.schema_version, envelope.data)
+
+
+REGISTRY = EventRegistry()
+event = REGISTRY.register
+upcaster = REGISTRY.upcaster

@@ -1,0 +1,309 @@
+"""The event store: optimistic-concurrency appends and gap-safe reads over eventstore.events.
+
+Global order is commit order. Every row records its writing transaction (`tx_id`); readers of
+the global log take only rows whose transaction is older than the oldest one still running
+(`pg_snapshot_xmin`), ordered by (tx_id, position). A transaction that took a position early and
+commits late is therefore read after the events already handed out, never skipped, and writers
+are never serialised. `position` is an event's global id; `after=<position>` resumes after it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from libs.events.envelope import Envelope, Metadata, new_id
+from libs.events.registry import REGISTRY, DomainEvent, EventRegistry
+
+NO_STREAM = 0
+"""expected_version for "this stream must not exist yet"."""
+ANY = -1
+"""expected_version for "append whatever the stream's version is"."""
+
+
+class StoreError(Exception):
+    """Base of the event store's errors."""
+
+
+class ConcurrencyError(StoreError):
+    def __init__(self, stream_id: str, expected: int, actual: int | None) -> None:
+        seen = "unknown" if actual is None else str(actual)
+        super().__init__(f"stream {stream_id!r}: expected version {expected}, found {seen}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class UnknownPosition(StoreError):
+    def __init__(self, position: int) -> None:
+        super().__init__(f"no event at global position {position}")
+        self.position = position
+
+
+@dataclass(frozen=True, order=True)
+class CommitCursor:
+    """A place in the global commit order: (writing transaction, position)."""
+
+    tx_id: int = 0
+    position: int = 0
+
+
+START = CommitCursor()
+
+_COLUMNS = "position, id, stream_id, version, type, schema_version, data, metadata, recorded_at"
+
+_APPEND = """
+WITH cur AS (
+    SELECT coalesce(max(version), 0) AS v FROM eventstore.events WHERE stream_id = $1
+)
+INSERT INTO eventstore.events (id, stream_id, version, type, schema_version, data, metadata)
+SELECT e.id, $1, cur.v + e.n, e.type, e.schema_version, e.data::jsonb, $6::text::jsonb
+FROM cur, unnest($2::uuid[], $3::text[], $4::smallint[], $5::text[])
+     WITH ORDINALITY AS e(id, type, schema_version, data, n)
+WHERE $7::int < 0 OR cur.v = $7::int
+RETURNING position, version, recorded_at
+"""
+
+_READ_AFTER = f"""
+SELECT {_COLUMNS}, tx_id::text AS tx_text, held
+FROM (
+    SELECT e.*, false AS held FROM eventstore.events e
+    WHERE e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+      AND (e.tx_id, e.position) > ($1::text::xid8, $2::bigint)
+      AND ($3::text[] IS NULL OR e.type = ANY($3::text[]))
+    ORDER BY e.tx_id, e.position
+    LIMIT $4
+) rows
+UNION ALL
+SELECT {_COLUMNS}, tx_id::text, true FROM (
+    SELECT * FROM eventstore.events
+    WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot())
+    LIMIT 1
+) held_back
+"""
+
+
+def _envelope(row: asyncpg.Record) -> Envelope:
+    return Envelope(
+        id=row["id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=Metadata.model_validate(row["metadata"]),
+        recorded_at=row["recorded_at"],
+        position=row["position"],
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A page of the global log, the cursor after it, and whether committed rows wait behind
+    a still-running older transaction (the reader should look again shortly)."""
+
+    events: list[Envelope]
+    cursor: CommitCursor
+    held_back: bool
+
+
+class EventStore:
+    """Append to and read from the log. Pass `conn` to join a caller's transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, *, registry: EventRegistry = REGISTRY) -> None:
+        self.pool = pool
+        self.registry = registry
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        *,
+        expected_version: int,
+        metadata: Metadata,
+        ids: Sequence[UUID] | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> list[Envelope]:
+        """Append atomically. Raises ConcurrencyError when the stream is not at expected_version.
+
+        Re-appending events whose ids are already stored in this stream is a no-op that returns
+        the stored envelopes, so a retried command with the same ids is idempotent.
+        """
+        if not events:
+            return []
+        if ids is not None and len(ids) != len(events):
+            raise ValueError("ids and events must have the same length")
+        event_ids = list(ids) if ids is not None else [new_id() for _ in events]
+        for item in events:
+            if not self.registry.knows(item.event_type):
+                raise StoreError(f"event type {item.event_type!r} is not registered")
+        args = (
+            stream_id,
+            event_ids,
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [e.model_dump_json() for e in events],
+            metadata.model_dump_json(),
+            expected_version,
+        )
+        attempts = 5 if expected_version == ANY else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                if conn is None:
+                    async with self.pool.acquire() as own:
+                        return await self._append(own, args, events, event_ids, metadata)
+                async with conn.transaction():  # a savepoint inside the caller's transaction
+                    return await self._append(conn, args, events, event_ids, metadata)
+            except ConcurrencyError:
+                if attempt == attempts:  # ANY only conflicts with a concurrent writer: try again
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _append(
+        self,
+        conn: asyncpg.Connection,
+        args: tuple[Any, ...],
+        events: Sequence[DomainEvent],
+        event_ids: list[UUID],
+        metadata: Metadata,
+    ) -> list[Envelope]:
+        stream_id, expected = args[0], args[-1]
+        try:
+            rows = await conn.fetch(_APPEND, *args)
+        except asyncpg.UniqueViolationError as exc:
+            stored = await self._already_appended(stream_id, event_ids)
+            if stored is not None:
+                return stored
+            raise ConcurrencyError(stream_id, expected, None) from exc
+        if not rows:
+            stored = await self._already_appended(stream_id, event_ids, conn=conn)
+            if stored is not None:
+                return stored
+            actual = await self.stream_version(stream_id, conn=conn)
+            raise ConcurrencyError(stream_id, expected, actual)
+        rows = sorted(rows, key=lambda r: r["version"])
+        return [
+            Envelope(
+                id=event_id,
+                stream_id=stream_id,
+                version=row["version"],
+                type=item.event_type,
+                schema_version=item.schema_version,
+                data=item.model_dump(mode="json"),
+                metadata=metadata,
+                recorded_at=row["recorded_at"],
+                position=row["position"],
+            )
+            for event_id, item, row in zip(event_ids, events, rows, strict=True)
+        ]
+
+    async def _already_appended(
+        self, stream_id: str, event_ids: list[UUID], *, conn: asyncpg.Connection | None = None
+    ) -> list[Envelope] | None:
+        """The stored envelopes when every one of `event_ids` is already in this stream."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM eventstore.events WHERE id = ANY($1::uuid[]) ORDER BY version"
+        )
+        if conn is not None:
+            rows = await conn.fetch(sql, event_ids)
+        else:
+            async with self.pool.acquire() as own:
+                rows = await own.fetch(sql, event_ids)
+        if len(rows) == len(event_ids) and all(r["stream_id"] == stream_id for r in rows):
+            return [_envelope(r) for r in rows]
+        return None
+
+    async def stream_version(self, stream_id: str, *, conn: asyncpg.Connection | None = None) -> int:
+        sql = "SELECT coalesce(max(version), 0) FROM eventstore.events WHERE stream_id = $1"
+        if conn is not None:
+            return int(await conn.fetchval(sql, stream_id))
+        async with self.pool.acquire() as own:
+            return int(await own.fetchval(sql, stream_id))
+
+    async def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        until: datetime | None = None,
+        types: Sequence[str] | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> list[Envelope]:
+        """A stream's events in version order; `until` keeps those recorded at or before it."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM eventstore.events WHERE stream_id = $1 AND version >= $2 "
+            "AND ($3::int IS NULL OR version <= $3) "
+            "AND ($4::timestamptz IS NULL OR recorded_at <= $4) "
+            "AND ($5::text[] IS NULL OR type = ANY($5::text[])) ORDER BY version"
+        )
+        args = (stream_id, from_version, to_version, until, list(types) if types else None)
+        if conn is not None:
+            rows = await conn.fetch(sql, *args)
+        else:
+            async with self.pool.acquire() as own:
+                rows = await own.fetch(sql, *args)
+        return [_envelope(r) for r in rows]
+
+    async def read_batch(
+        self,
+        cursor: CommitCursor,
+        *,
+        types: Sequence[str] | None = None,
+        limit: int = 500,
+        conn: asyncpg.Connection | None = None,
+    ) -> Batch:
+        """The next committed events after `cursor` in commit order (never skips a late commit)."""
+        args = (str(cursor.tx_id), cursor.position, list(types) if types else None, limit)
+        if conn is not None:
+            rows = await conn.fetch(_READ_AFTER, *args)
+        else:
+            async with self.pool.acquire() as own:
+                rows = await own.fetch(_READ_AFTER, *args)
+        events = [r for r in rows if not r["held"]]
+        held_back = len(events) < len(rows)
+        if events:
+            last = events[-1]
+            cursor = CommitCursor(int(last["tx_text"]), last["position"])
+        return Batch([_envelope(r) for r in events], cursor, held_back)
+
+    async def cursor_at(self, position: int, *, conn: asyncpg.Connection | None = None) -> CommitCursor:
+        """The commit-order cursor just after the event at `position` (0: the start)."""
+        if position <= 0:
+            return START
+        sql = "SELECT tx_id::text FROM eventstore.events WHERE position = $1"
+        if conn is not None:
+            tx = await conn.fetchval(sql, position)
+        else:
+            async with self.pool.acquire() as own:
+                tx = await own.fetchval(sql, position)
+        if tx is None:
+            raise UnknownPosition(position)
+        return CommitCursor(int(tx), position)
+
+    async def read_all(
+        self,
+        after_position: int = 0,
+        *,
+        types: Sequence[str] | None = None,
+        limit: int = 500,
+        conn: asyncpg.Connection | None = None,
+    ) -> list[Envelope]:
+        """Committed events in commit order after the event at `after_position` (0: from the start)."""
+        cursor = await self.cursor_at(after_position, conn=conn)
+        batch = await self.read_batch(cursor, types=types, limit=limit, conn=conn)
+        return batch.events
+
+
+def dump_envelope(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode()
+
+
+def load_envelope(payload: bytes) -> Envelope:
+    return Envelope.model_validate(json.loads(payload))
