@@ -11,7 +11,8 @@ from libs.events.envelope import Envelope
 
 
 class DomainEvent(BaseModel):
-    """Base class of every event payload. Subclasses are registered with `@event(type, version)`."""
+    """Base class of every event payload. Subclasses are registered with `@event(type, version)`;
+    `event_type` and `schema_version` are reserved for the registry and cannot be field names."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -49,6 +50,9 @@ class EventRegistry:
 
     def register(self, type_name: str, version: int = 1) -> Callable[[E], E]:
         def decorate(cls: E) -> E:
+            reserved = {"event_type", "schema_version"} & set(cls.model_fields)
+            if reserved:
+                raise TypeError(f"{cls.__name__}: field names {sorted(reserved)} are reserved")
             existing = self._classes.get(type_name)
             if existing is not None and existing is not cls:
                 raise ValueError(f"event type {type_name!r} is already registered to {existing}")

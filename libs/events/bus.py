@@ -1,0 +1,164 @@
+"""NATS wiring: connecting, declaring the events stream, and request/reply between services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from pydantic import BaseModel, ValidationError
+
+from libs.events.envelope import Actor
+from libs.events.errors import ServiceError
+from libs.events.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_S = 120.0
+
+
+async def connect_nats(url: str, *, name: str) -> NatsClient:
+    return await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+    )
+
+
+async def ensure_event_stream(js: JetStreamContext, settings: Settings) -> None:
+    """Create (or update) the stream carrying every event, with the dedup window the relay needs."""
+    config = StreamConfig(
+        name=settings.stream_name,
+        subjects=[settings.event_subject_filter()],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW_S,
+        max_age=7 * 24 * 3600.0,  # the store is the truth; the bus keeps a week for catch-up
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+class RpcRequest(BaseModel):
+    """What travels in a request: who asks, for which correlation, and the body."""
+
+    actor: Actor
+    correlation_id: str | None = None
+    body: dict[str, Any] = {}
+
+
+RpcHandler = Callable[[RpcRequest], Awaitable[Any]]
+
+
+@dataclass
+class RpcServer:
+    """Answers `ns.rpc.<service>.<method>` in the queue group `<service>`, so replicas share load."""
+
+    nc: NatsClient
+    settings: Settings
+    service: str
+    methods: dict[str, RpcHandler]
+    concurrency: int = 64
+    _subs: list[Any] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def start(self) -> None:
+        limit = asyncio.Semaphore(self.concurrency)
+        for method, handler in self.methods.items():
+
+            async def on_msg(msg: Msg, handler: RpcHandler = handler) -> None:
+                await limit.acquire()
+                task = asyncio.create_task(self._answer(msg, handler, limit))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+            sub = await self.nc.subscribe(
+                self.settings.rpc_subject(self.service, method), queue=self.service, cb=on_msg
+            )
+            self._subs.append(sub)
+
+    async def _answer(self, msg: Msg, handler: RpcHandler, limit: asyncio.Semaphore) -> None:
+        try:
+            reply: dict[str, Any]
+            try:
+                request = RpcRequest.model_validate_json(msg.data)
+                result = await handler(request)
+                reply = {"ok": True, "result": result}
+            except ServiceError as exc:
+                reply = {"ok": False, "error": exc.to_dict(), "status": exc.status}
+            except ValidationError as exc:
+                err = ServiceError.from_validation(exc)
+                reply = {"ok": False, "error": err.to_dict(), "status": err.status}
+            except Exception:
+                log.exception("rpc %s failed", msg.subject)
+                reply = {
+                    "ok": False,
+                    "status": 500,
+                    "error": {"code": "INTERNAL", "message": "the service failed to answer"},
+                }
+            if msg.reply:
+                await msg.respond(json.dumps(reply, default=str).encode())
+        finally:
+            limit.release()
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+        self._subs.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class RpcClient:
+    """Sends a request to a service's queue group and turns an error reply into ServiceError."""
+
+    nc: NatsClient
+    settings: Settings
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        body: dict[str, Any] | None = None,
+        *,
+        actor: Actor,
+        correlation_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        request = RpcRequest(actor=actor, correlation_id=correlation_id, body=body or {})
+        subject = self.settings.rpc_subject(service, method)
+        try:
+            msg = await self.nc.request(
+                subject,
+                request.model_dump_json().encode(),
+                timeout=timeout or self.settings.rpc_timeout_s,
+            )
+        except NoRespondersError:
+            raise ServiceError(
+                503, "SERVICE_UNAVAILABLE", f"no {service} service is running"
+            ) from None
+        except NatsTimeoutError:
+            raise ServiceError(504, "SERVICE_TIMEOUT", f"{service} did not answer in time") from None
+        reply = json.loads(msg.data)
+        if reply.get("ok"):
+            return reply.get("result")
+        error = reply.get("error") or {}
+        raise ServiceError(
+            int(reply.get("status", 500)),
+            str(error.get("code", "INTERNAL")),
+            str(error.get("message", "the service failed")),
+            error.get("details"),
+        )

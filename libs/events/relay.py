@@ -1,0 +1,143 @@
+"""The outbox relay: publishes every committed event to JetStream, in commit order, exactly once
+from the log's point of view (Nats-Msg-Id = event id), resuming from its checkpoint after a crash.
+
+One relay per database holds a session advisory lock; other replicas wait as hot standbys. Wake-ups
+come from LISTEN/NOTIFY (a hint, never the data); the read is the store's gap-safe batch read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import asyncpg
+from nats.js import JetStreamContext
+from prometheus_client import Counter, Histogram
+
+from libs.events.db import connect
+from libs.events.envelope import Envelope
+from libs.events.settings import Settings
+from libs.events.store import CommitCursor, EventStore, dump_envelope
+
+log = logging.getLogger(__name__)
+
+RELAY_LOCK = 7_311_002
+NOTIFY_CHANNEL = "eventstore_appended"
+BATCH = 500
+HELD_BACK_RETRY_S = 0.002
+SAFETY_WAKE_S = 1.0
+
+PUBLISHED = Counter("opsledger_relay_published_total", "Events published to JetStream by the relay")
+PUBLISH_SECONDS = Histogram(
+    "opsledger_relay_batch_seconds", "Time to publish one batch and receive its PubAcks"
+)
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        js: JetStreamContext,
+        settings: Settings,
+        database_url: str,
+        name: str = "relay",
+    ) -> None:
+        self.store = store
+        self.js = js
+        self.settings = settings
+        self.database_url = database_url
+        self.name = name
+        self._wake = asyncio.Event()
+        self.is_leader = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set: wait for leadership, then relay; reconnect after failures."""
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                log.warning("relay lost its connection (%s); retrying", exc)
+                self.is_leader = False
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        conn = await connect(self.database_url)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                if stop.is_set():
+                    return
+            self.is_leader = True
+            log.info("relay %s is the leader", self.name)
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            cursor = await self._load_checkpoint(conn)
+            while not stop.is_set():
+                self._wake.clear()
+                batch = await self.store.read_batch(cursor, limit=BATCH, conn=conn)
+                if batch.events:
+                    await self._publish(batch.events)
+                    cursor = batch.cursor
+                    await self._save_checkpoint(conn, cursor)
+                if len(batch.events) == BATCH:
+                    continue
+                if batch.held_back:
+                    # committed rows sit behind an older transaction still running: look again soon
+                    await asyncio.sleep(HELD_BACK_RETRY_S)
+                    continue
+                await self._sleep_until_woken(stop)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep_until_woken(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait())
+        woken = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait(
+                {stopping, woken}, timeout=SAFETY_WAKE_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            stopping.cancel()
+            woken.cancel()
+
+    async def _publish(self, events: list[Envelope]) -> None:
+        started = time.perf_counter()
+        acks = await asyncio.gather(
+            *(
+                self.js.publish(
+                    self.settings.event_subject(env.type),
+                    dump_envelope(env),
+                    headers={"Nats-Msg-Id": str(env.id)},
+                    timeout=10.0,
+                )
+                for env in events
+            )
+        )
+        PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        PUBLISHED.inc(len(acks))
+
+    async def _load_checkpoint(self, conn: asyncpg.Connection) -> CommitCursor:
+        row = await conn.fetchrow(
+            "SELECT tx_id::text AS tx, position FROM eventstore.relay_checkpoint WHERE name = $1",
+            self.name,
+        )
+        return CommitCursor(int(row["tx"]), row["position"]) if row else CommitCursor()
+
+    async def _save_checkpoint(self, conn: asyncpg.Connection, cursor: CommitCursor) -> None:
+        await conn.execute(
+            "INSERT INTO eventstore.relay_checkpoint (name, tx_id, position) "
+            "VALUES ($1, $2::text::xid8, $3) ON CONFLICT (name) DO UPDATE "
+            "SET tx_id = excluded.tx_id, position = excluded.position",
+            self.name,
+            str(cursor.tx_id),
+            cursor.position,
+        )

@@ -1,0 +1,181 @@
+"""The service runtime: what a service declares, and the loops that run it on JetStream.
+
+Each consumer is a durable JetStream pull consumer named after the service, so every replica of
+the service pulls from the same one and each event is processed once between them. A failing
+handler is retried with exponential backoff and jitter (nak with a delay), then parked in the
+store where an operator sees it and can retry it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from libs.events.bus import RpcClient, RpcHandler, RpcServer
+from libs.events.consumers import Consumer, Dispatcher, HandlerFailed, park
+from libs.events.db import Migration, migrations_in
+from libs.events.settings import Settings
+from libs.events.store import EventStore, load_envelope
+
+log = logging.getLogger(__name__)
+
+HANDLED = Counter("opsledger_events_handled_total", "Events processed", ["consumer", "outcome"])
+FETCH_BATCH = 64
+ACK_WAIT_S = 60.0
+
+
+@dataclass
+class Deps:
+    """What a running service is given: settings, the pool, the store and the bus."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    store: EventStore
+    nc: NatsClient
+    js: JetStreamContext
+    rpc: RpcClient
+
+
+BackgroundTask = Callable[[Deps, asyncio.Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service as the runtime sees it (each `services/<name>/app.py` defines one SERVICE)."""
+
+    name: str
+    consumers: Sequence[Consumer] = ()
+    rpc: Callable[[Deps], Mapping[str, RpcHandler]] | None = None
+    migrations_dir: Path | None = None
+    background: Sequence[BackgroundTask] = ()
+
+    def migrations(self) -> list[Migration]:
+        return migrations_in(self.name, self.migrations_dir) if self.migrations_dir else []
+
+    def dispatchers(self, deps: Deps) -> dict[str, Dispatcher]:
+        return {
+            c.name: Dispatcher(
+                consumer=c, service=self.name, store=deps.store, settings=deps.settings
+            )
+            for c in self.consumers
+        }
+
+
+def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter for the `attempt`-th failure (1-based)."""
+    return random.uniform(base, min(cap, base * 2 ** (attempt - 1)) + base)
+
+
+@dataclass
+class ServiceRunner:
+    """Runs one replica of a service: its consumers, its request/reply methods, its tasks."""
+
+    service: Service
+    deps: Deps
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _rpc: RpcServer | None = None
+
+    async def start(self) -> None:
+        dispatchers = self.service.dispatchers(self.deps)
+        for consumer in self.service.consumers:
+            sub = await self._subscribe(consumer)
+            loop = self._consume(sub, dispatchers[consumer.name])
+            self._tasks.append(asyncio.create_task(loop, name=f"{consumer.name}-consumer"))
+        for task in self.service.background:
+            self._tasks.append(asyncio.create_task(task(self.deps, self._stop)))
+        if self.service.rpc is not None:
+            self._rpc = RpcServer(
+                nc=self.deps.nc,
+                settings=self.deps.settings,
+                service=self.service.name,
+                methods=dict(self.service.rpc(self.deps)),
+            )
+            await self._rpc.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._rpc is not None:
+            await self._rpc.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _subscribe(self, consumer: Consumer) -> JetStreamContext.PullSubscription:
+        settings = self.deps.settings
+        config = ConsumerConfig(
+            durable_name=consumer.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_S,
+            max_deliver=-1,  # we count attempts and park ourselves, where an operator sees it
+            max_ack_pending=1000,
+            filter_subject=settings.event_subject_filter(consumer.subject_prefix()),
+        )
+        await self.deps.js.add_consumer(settings.stream_name, config)
+        return await self.deps.js.pull_subscribe_bind(consumer.name, stream=settings.stream_name)
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, dispatcher: Dispatcher) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
+            except (NatsTimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:  # connection trouble: nats-py reconnects; we wait and retry
+                log.warning("fetch for %s failed: %r", dispatcher.consumer.name, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in messages:  # one at a time: order within a stream matters
+                await self._handle(msg, dispatcher)
+
+    async def _handle(self, msg: Msg, dispatcher: Dispatcher) -> None:
+        name = dispatcher.consumer.name
+        try:
+            envelope = load_envelope(msg.data)
+        except (ValidationError, ValueError):
+            log.error("%s: dropping a message that is not an envelope on %s", name, msg.subject)
+            await msg.term()
+            return
+        attempt = msg.metadata.num_delivered or 1
+        settings = self.deps.settings
+        try:
+            async with self.deps.pool.acquire() as conn, conn.transaction():
+                processed = await asyncio.wait_for(
+                    dispatcher.apply(conn, envelope), timeout=settings.handler_timeout_s
+                )
+            await msg.ack()
+            HANDLED.labels(name, "processed" if processed else "duplicate").inc()
+        except Exception as exc:
+            failed = exc.envelope if isinstance(exc, HandlerFailed) else envelope
+            cause = exc.cause if isinstance(exc, HandlerFailed) else exc
+            if attempt < settings.handler_max_attempts:
+                log.warning("%s failed on %s (attempt %d): %r", name, failed.id, attempt, cause)
+                HANDLED.labels(name, "retried").inc()
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=backoff_delay(attempt))
+                return
+            log.error("%s parks %s after %d attempts: %r", name, failed.id, attempt, cause)
+            async with self.deps.pool.acquire() as conn:
+                await park(
+                    conn, consumer=name, envelope=failed, error=repr(cause), attempts=attempt
+                )
+            HANDLED.labels(name, "parked").inc()
+            if failed.id == envelope.id:
+                await msg.ack()
+            else:  # the delivered event comes after the parked one: process it again
+                await msg.nak(delay=0.01)

@@ -1,0 +1,114 @@
+"""Composition root: opens the pool and the bus, migrates, and runs the relay, the timer scheduler
+and any number of services in this process. `opsledger dev`, `opsledger run` and the tests use it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from libs.events import catalog as _catalog  # noqa: F401  (registers the shared event types)
+from libs.events.bus import RpcClient, connect_nats, ensure_event_stream
+from libs.events.db import create_pool, migrate, store_migrations
+from libs.events.relay import Relay
+from libs.events.runtime import Deps, Service, ServiceRunner
+from libs.events.settings import Settings
+from libs.events.store import EventStore
+from libs.events.timers import TimerScheduler
+
+log = logging.getLogger(__name__)
+
+
+async def open_deps(
+    settings: Settings, *, database_url: str, nats_url: str, name: str, pool_size: int = 10
+) -> Deps:
+    pool = await create_pool(database_url, max_size=pool_size)
+    try:
+        nc = await connect_nats(nats_url, name=name)
+    except Exception:
+        await pool.close()
+        raise
+    js = nc.jetstream()
+    return Deps(
+        settings=settings,
+        pool=pool,
+        store=EventStore(pool),
+        nc=nc,
+        js=js,
+        rpc=RpcClient(nc=nc, settings=settings),
+    )
+
+
+async def close_deps(deps: Deps) -> None:
+    with contextlib.suppress(Exception):
+        await deps.nc.drain()
+    await deps.pool.close()
+
+
+async def prepare(deps: Deps, services: Sequence[Service]) -> None:
+    """Apply the store's and the services' migrations and declare the events stream."""
+    migrations = store_migrations()
+    for service in services:
+        migrations.extend(service.migrations())
+    await migrate(deps.pool, migrations)
+    await ensure_event_stream(deps.js, deps.settings)
+
+
+@dataclass
+class System:
+    """Everything one process runs. `relay`/`timers` off lets a test play a crash between steps."""
+
+    settings: Settings
+    database_url: str
+    nats_url: str
+    services: Sequence[Service]
+    relay: bool = True
+    timers: bool = True
+    name: str = "opsledger"
+    deps: Deps | None = None
+    runners: list[ServiceRunner] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    relay_worker: Relay | None = None
+
+    async def start(self) -> Deps:
+        self.deps = deps = await open_deps(
+            self.settings, database_url=self.database_url, nats_url=self.nats_url, name=self.name
+        )
+        await prepare(deps, self.services)
+        if self.relay:
+            self.relay_worker = Relay(
+                store=deps.store, js=deps.js, settings=self.settings, database_url=self.database_url
+            )
+            self._tasks.append(asyncio.create_task(self.relay_worker.run(self._stop)))
+        if self.timers:
+            scheduler = TimerScheduler(store=deps.store, database_url=self.database_url)
+            self._tasks.append(asyncio.create_task(scheduler.run(self._stop)))
+        for service in self.services:
+            runner = ServiceRunner(service=service, deps=deps)
+            await runner.start()
+            self.runners.append(runner)
+        return deps
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for runner in self.runners:
+            await runner.stop()
+        self.runners.clear()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.deps is not None:
+            await close_deps(self.deps)
+            self.deps = None
+
+    async def __aenter__(self) -> Deps:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
