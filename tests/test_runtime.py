@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import Any
 
-import asyncpg
-import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from libs.events.consumers import list_parked, retry_parked
@@ -59,10 +56,14 @@ async def test_relay_publishes_each_event_with_its_id_as_the_message_id(
 ) -> None:
     async with make_system(settings, database_url, nats_url, services=()) as deps:
         written = await deps.store.append(
-            "c-1", [Counted(n=1), Counted(n=2), Counted(n=3)], expected_version=NO_STREAM, metadata=META
+            "c-1",
+            [Counted(n=1), Counted(n=2), Counted(n=3)],
+            expected_version=NO_STREAM,
+            metadata=META,
         )
         sub = await deps.js.pull_subscribe(
-            settings.event_subject_filter(), stream=settings.stream_name,
+            settings.event_subject_filter(),
+            stream=settings.stream_name,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
         msgs = await sub.fetch(3, timeout=5)
@@ -103,12 +104,14 @@ async def test_a_redelivered_event_changes_the_projection_once(
     settings: Settings, database_url: str, nats_url: str
 ) -> None:
     async with make_system(settings, database_url, nats_url) as deps:
-        [env] = await deps.store.append("c-1", [Counted(n=3)], expected_version=NO_STREAM, metadata=META)
+        [env] = await deps.store.append(
+            "c-1", [Counted(n=3)], expected_version=NO_STREAM, metadata=META
+        )
         await eventually(lambda: totals(deps), until=lambda t: t == {"c-1": (3, 1)})
         # the same event again, under another message id so JetStream cannot drop it
         await deps.js.publish(settings.event_subject(env.type), dump_envelope(env))
         await deps.js.publish(settings.event_subject(env.type), dump_envelope(env))
-        [env2] = await deps.store.append("c-1", [Counted(n=4)], expected_version=1, metadata=META)
+        await deps.store.append("c-1", [Counted(n=4)], expected_version=1, metadata=META)
         assert await eventually(lambda: totals(deps), until=lambda t: t == {"c-1": (7, 2)})
 
 
@@ -117,7 +120,10 @@ async def test_an_event_after_a_gap_fetches_the_missing_ones_from_the_store(
 ) -> None:
     async with make_system(settings, database_url, nats_url, relay=False) as deps:
         written = await deps.store.append(
-            "c-1", [Counted(n=1), Counted(n=10), Counted(n=100)], expected_version=NO_STREAM, metadata=META
+            "c-1",
+            [Counted(n=1), Counted(n=10), Counted(n=100)],
+            expected_version=NO_STREAM,
+            metadata=META,
         )
         await deps.js.publish(settings.event_subject("test.counted"), dump_envelope(written[2]))
         assert await eventually(lambda: totals(deps), until=lambda t: t == {"c-1": (111, 3)})
@@ -129,11 +135,14 @@ async def test_an_event_after_a_gap_fetches_the_missing_ones_from_the_store(
 async def test_two_replicas_share_a_consumer_and_handle_each_event_once(
     settings: Settings, database_url: str, nats_url: str
 ) -> None:
-    async with make_system(settings, database_url, nats_url, replica="r1") as deps, make_system(
-        settings, database_url, nats_url, replica="r2", relay=False
+    async with (
+        make_system(settings, database_url, nats_url, replica="r1") as deps,
+        make_system(settings, database_url, nats_url, replica="r2", relay=False),
     ):
         for i in range(200):
-            await deps.store.append(f"c-{i % 20}", [Counted(n=1)], expected_version=ANY, metadata=META)
+            await deps.store.append(
+                f"c-{i % 20}", [Counted(n=1)], expected_version=ANY, metadata=META
+            )
             if i % 20 == 0:
                 await asyncio.sleep(0.02)
 
@@ -151,8 +160,12 @@ async def test_a_failing_handler_is_retried_then_parked_and_an_operator_can_retr
     settings: Settings, database_url: str, nats_url: str
 ) -> None:
     async with make_system(settings, database_url, nats_url) as deps:
-        [flaky] = await deps.store.append("p-1", [Poison(fail_times=1)], expected_version=NO_STREAM, metadata=META)
-        [bad] = await deps.store.append("p-2", [Poison(fail_times=3)], expected_version=NO_STREAM, metadata=META)
+        await deps.store.append(
+            "p-1", [Poison(fail_times=1)], expected_version=NO_STREAM, metadata=META
+        )
+        [bad] = await deps.store.append(
+            "p-2", [Poison(fail_times=3)], expected_version=NO_STREAM, metadata=META
+        )
         # the flaky one succeeds on its second attempt
         await eventually(lambda: totals(deps), until=lambda t: t.get("p-1") == (100, 1))
         parked = await eventually(lambda: list_parked(deps.pool), timeout=15)
@@ -172,7 +185,9 @@ async def test_replay_rebuilds_projections_equal_to_the_live_ones(
 ) -> None:
     async with make_system(settings, database_url, nats_url) as deps:
         for i in range(60):
-            await deps.store.append(f"c-{i % 7}", [Counted(n=i)], expected_version=ANY, metadata=META)
+            await deps.store.append(
+                f"c-{i % 7}", [Counted(n=i)], expected_version=ANY, metadata=META
+            )
 
         async def handled() -> int:
             return int(await deps.pool.fetchval("SELECT count(*) FROM demo.handled_by"))
@@ -184,5 +199,3 @@ async def test_replay_rebuilds_projections_equal_to_the_live_ones(
         assert applied == 60
         assert progress[-1] == (60, 60)
         assert await totals(deps) == live
-
-

@@ -7,15 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 from libs.events.envelope import Actor, Metadata
 from libs.events.settings import Settings
-from libs.events.timers import cancel, schedule, timer_stream
 from libs.events.testing import eventually
+from libs.events.timers import cancel, schedule, timer_stream
 from tests.events_for_tests import Counted
 from tests.test_runtime import make_system
 
 META = Metadata(actor=Actor.system(), service="test")
 
 
-async def test_a_timer_fires_once_on_time(settings: Settings, database_url: str, nats_url: str) -> None:
+async def test_a_timer_fires_once_on_time(
+    settings: Settings, database_url: str, nats_url: str
+) -> None:
     async with make_system(settings, database_url, nats_url, services=(), timers=True) as deps:
         due = datetime.now(UTC) + timedelta(seconds=0.5)
         async with deps.pool.acquire() as conn:
@@ -36,21 +38,32 @@ async def test_a_timer_fires_once_on_time(settings: Settings, database_url: str,
 async def test_a_timer_due_while_nothing_ran_fires_once_after_restart(
     settings: Settings, database_url: str, nats_url: str
 ) -> None:
-    async with make_system(settings, database_url, nats_url, services=(), timers=True) as deps:
-        async with deps.pool.acquire() as conn:
-            await schedule(
-                deps.store, conn, due_at=datetime.now(UTC) + timedelta(seconds=0.4),
-                target_stream="c-1", event=Counted(n=1), metadata=META,
-            )
-            await schedule(
-                deps.store, conn, due_at=datetime.now(UTC) + timedelta(seconds=2.0),
-                target_stream="c-2", event=Counted(n=2), metadata=META,
-            )
+    system = make_system(settings, database_url, nats_url, services=(), timers=True)
+    async with system as deps, deps.pool.acquire() as conn:
+        await schedule(
+            deps.store,
+            conn,
+            due_at=datetime.now(UTC) + timedelta(seconds=0.4),
+            target_stream="c-1",
+            event=Counted(n=1),
+            metadata=META,
+        )
+        await schedule(
+            deps.store,
+            conn,
+            due_at=datetime.now(UTC) + timedelta(seconds=2.0),
+            target_stream="c-2",
+            event=Counted(n=2),
+            metadata=META,
+        )
     await asyncio.sleep(0.8)  # the first is due while no scheduler runs
     # two schedulers start at once, as two replicas would
-    async with make_system(
-        settings, database_url, nats_url, services=(), timers=True, replica="a"
-    ) as deps, make_system(settings, database_url, nats_url, services=(), timers=True, replica="b"):
+    async with (
+        make_system(
+            settings, database_url, nats_url, services=(), timers=True, replica="a"
+        ) as deps,
+        make_system(settings, database_url, nats_url, services=(), timers=True, replica="b"),
+    ):
         await eventually(lambda: deps.store.read_stream("c-1"), timeout=5)
         [late] = await eventually(lambda: deps.store.read_stream("c-2"), timeout=5)
         await asyncio.sleep(0.3)
@@ -59,12 +72,18 @@ async def test_a_timer_due_while_nothing_ran_fires_once_after_restart(
         assert late.data == {"n": 2}
 
 
-async def test_a_cancelled_timer_never_fires(settings: Settings, database_url: str, nats_url: str) -> None:
+async def test_a_cancelled_timer_never_fires(
+    settings: Settings, database_url: str, nats_url: str
+) -> None:
     async with make_system(settings, database_url, nats_url, services=(), timers=True) as deps:
         async with deps.pool.acquire() as conn:
             timer_id = await schedule(
-                deps.store, conn, due_at=datetime.now(UTC) + timedelta(seconds=0.3),
-                target_stream="c-1", event=Counted(n=1), metadata=META,
+                deps.store,
+                conn,
+                due_at=datetime.now(UTC) + timedelta(seconds=0.3),
+                target_stream="c-1",
+                event=Counted(n=1),
+                metadata=META,
             )
             assert await cancel(deps.store, conn, timer_id=timer_id, metadata=META)
             assert not await cancel(deps.store, conn, timer_id=timer_id, metadata=META)

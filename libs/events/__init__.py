@@ -1,1 +1,1 @@
-"""libs.events: the envelope, event catalog, store, relay, bus, runtime and timers every service shares."""
+"""What every service shares: envelope, catalog, store, relay, bus, runtime, timers."""

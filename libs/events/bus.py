@@ -55,6 +55,8 @@ class RpcRequest(BaseModel):
     """What travels in a request: who asks, for which correlation, and the body."""
 
     actor: Actor
+    role: str | None = None
+    """The caller's role as the gateway authenticated it (requester, operator, admin)."""
     correlation_id: str | None = None
     body: dict[str, Any] = {}
 
@@ -64,7 +66,7 @@ RpcHandler = Callable[[RpcRequest], Awaitable[Any]]
 
 @dataclass
 class RpcServer:
-    """Answers `ns.rpc.<service>.<method>` in the queue group `<service>`, so replicas share load."""
+    """Answers `ns.rpc.<service>.<method>` in queue group `<service>`: replicas share the load."""
 
     nc: NatsClient
     settings: Settings
@@ -135,10 +137,11 @@ class RpcClient:
         body: dict[str, Any] | None = None,
         *,
         actor: Actor,
+        role: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        request = RpcRequest(actor=actor, correlation_id=correlation_id, body=body or {})
+        request = RpcRequest(actor=actor, role=role, correlation_id=correlation_id, body=body or {})
         subject = self.settings.rpc_subject(service, method)
         try:
             msg = await self.nc.request(
@@ -151,7 +154,9 @@ class RpcClient:
                 503, "SERVICE_UNAVAILABLE", f"no {service} service is running"
             ) from None
         except NatsTimeoutError:
-            raise ServiceError(504, "SERVICE_TIMEOUT", f"{service} did not answer in time") from None
+            raise ServiceError(
+                504, "SERVICE_TIMEOUT", f"{service} did not answer in time"
+            ) from None
         reply = json.loads(msg.data)
         if reply.get("ok"):
             return reply.get("result")

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.events.db import Conn
 from libs.events.envelope import Actor, Envelope, Metadata
 from libs.events.registry import REGISTRY, DomainEvent, EventRegistry
 from libs.events.settings import Settings
@@ -26,7 +27,7 @@ from libs.events.store import EventStore
 class HandlerContext:
     """What a handler gets besides its event: the transaction's connection and a way to append."""
 
-    conn: asyncpg.Connection
+    conn: Conn
     store: EventStore
     envelope: Envelope
     consumer: str
@@ -108,7 +109,7 @@ class Dispatcher:
     settings: Settings
     registry: EventRegistry = REGISTRY
 
-    async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> bool:
+    async def apply(self, conn: Conn, envelope: Envelope) -> bool:
         """Process `envelope` (and any gap before it) once. False when it was already processed."""
         last = await lock_stream_checkpoint(conn, self.consumer.name, envelope.stream_id)
         if envelope.version <= last:
@@ -128,7 +129,7 @@ class Dispatcher:
         await set_stream_checkpoint(conn, self.consumer.name, envelope.stream_id, envelope.version)
         return True
 
-    async def run_handler(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def run_handler(self, conn: Conn, envelope: Envelope) -> None:
         handler = self.consumer.handlers.get(envelope.type)
         if handler is None:
             return
@@ -147,7 +148,31 @@ class Dispatcher:
             raise HandlerFailed(envelope, exc) from exc
 
 
-async def lock_stream_checkpoint(conn: asyncpg.Connection, consumer: str, stream_id: str) -> int:
+async def append_and_project(
+    store: EventStore,
+    conn: Conn,
+    projections: Sequence[Dispatcher],
+    stream_id: str,
+    events: Sequence[DomainEvent],
+    *,
+    expected_version: int,
+    metadata: Metadata,
+    ids: Sequence[UUID] | None = None,
+) -> list[Envelope]:
+    """Append and apply `projections` in the caller's transaction (read-your-writes).
+
+    The same projections also run as live consumers: their per-stream checkpoint makes the bus
+    delivery of these events a no-op, and still applies events appended by anyone else."""
+    written = await store.append(
+        stream_id, events, expected_version=expected_version, metadata=metadata, ids=ids, conn=conn
+    )
+    for dispatcher in projections:
+        for envelope in written:
+            await dispatcher.apply(conn, envelope)
+    return written
+
+
+async def lock_stream_checkpoint(conn: Conn, consumer: str, stream_id: str) -> int:
     await conn.execute(
         "INSERT INTO eventstore.consumer_streams (consumer, stream_id, version) "
         "VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
@@ -164,9 +189,7 @@ async def lock_stream_checkpoint(conn: asyncpg.Connection, consumer: str, stream
     )
 
 
-async def set_stream_checkpoint(
-    conn: asyncpg.Connection, consumer: str, stream_id: str, version: int
-) -> None:
+async def set_stream_checkpoint(conn: Conn, consumer: str, stream_id: str, version: int) -> None:
     await conn.execute(
         "UPDATE eventstore.consumer_streams SET version = greatest(version, $3) "
         "WHERE consumer = $1 AND stream_id = $2",
@@ -176,9 +199,7 @@ async def set_stream_checkpoint(
     )
 
 
-async def park(
-    conn: asyncpg.Connection, *, consumer: str, envelope: Envelope, error: str, attempts: int
-) -> None:
+async def park(conn: Conn, *, consumer: str, envelope: Envelope, error: str, attempts: int) -> None:
     """Record an event a consumer gave up on and move its checkpoint past it, in one transaction."""
     async with conn.transaction():
         await conn.execute(

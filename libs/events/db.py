@@ -7,26 +7,29 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+"""A connection as handlers see it: a plain one or one borrowed from the pool."""
 
 MIGRATION_LOCK = 7_311_001
 STORE_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, init=_init_connection
+    )
     assert pool is not None
     return pool
 
@@ -72,7 +75,9 @@ async def migrate(pool: asyncpg.Pool, migrations: list[Migration]) -> list[str]:
                        PRIMARY KEY (owner, name))"""
             )
             rows = await conn.fetch("SELECT owner, name, checksum FROM public.schema_migrations")
-            done: dict[tuple[str, str], str] = {(r["owner"], r["name"]): r["checksum"] for r in rows}
+            done: dict[tuple[str, str], str] = {
+                (r["owner"], r["name"]): r["checksum"] for r in rows
+            }
             for migration in migrations:
                 key = (migration.owner, migration.name)
                 if key in done:

@@ -50,7 +50,7 @@ class EventRegistry:
 
     def register(self, type_name: str, version: int = 1) -> Callable[[E], E]:
         def decorate(cls: E) -> E:
-            reserved = {"event_type", "schema_version"} & set(cls.model_fields)
+            reserved = {"event_type", "schema_version"} & set(cls.__pydantic_fields__)
             if reserved:
                 raise TypeError(f"{cls.__name__}: field names {sorted(reserved)} are reserved")
             existing = self._classes.get(type_name)

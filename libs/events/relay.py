@@ -16,7 +16,7 @@ import asyncpg
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 
-from libs.events.db import connect
+from libs.events.db import Conn, connect
 from libs.events.envelope import Envelope
 from libs.events.settings import Settings
 from libs.events.store import CommitCursor, EventStore, dump_envelope
@@ -58,7 +58,7 @@ class Relay:
         while not stop.is_set():
             try:
                 await self._lead(stop)
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("relay lost its connection (%s); retrying", exc)
                 self.is_leader = False
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -125,14 +125,14 @@ class Relay:
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         PUBLISHED.inc(len(acks))
 
-    async def _load_checkpoint(self, conn: asyncpg.Connection) -> CommitCursor:
+    async def _load_checkpoint(self, conn: Conn) -> CommitCursor:
         row = await conn.fetchrow(
             "SELECT tx_id::text AS tx, position FROM eventstore.relay_checkpoint WHERE name = $1",
             self.name,
         )
         return CommitCursor(int(row["tx"]), row["position"]) if row else CommitCursor()
 
-    async def _save_checkpoint(self, conn: asyncpg.Connection, cursor: CommitCursor) -> None:
+    async def _save_checkpoint(self, conn: Conn, cursor: CommitCursor) -> None:
         await conn.execute(
             "INSERT INTO eventstore.relay_checkpoint (name, tx_id, position) "
             "VALUES ($1, $2::text::xid8, $3) ON CONFLICT (name) DO UPDATE "

@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from nats.aio.client import Client as NatsClient
@@ -50,7 +51,7 @@ class Deps:
     rpc: RpcClient
 
 
-BackgroundTask = Callable[[Deps, asyncio.Event], Awaitable[None]]
+BackgroundTask = Callable[[Deps, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Service:
     rpc: Callable[[Deps], Mapping[str, RpcHandler]] | None = None
     migrations_dir: Path | None = None
     background: Sequence[BackgroundTask] = ()
+    http: Callable[[Deps], Any] | None = None
+    """An ASGI app factory, for the service that serves HTTP (the gateway)."""
 
     def migrations(self) -> list[Migration]:
         return migrations_in(self.name, self.migrations_dir) if self.migrations_dir else []
@@ -130,11 +133,13 @@ class ServiceRunner:
         await self.deps.js.add_consumer(settings.stream_name, config)
         return await self.deps.js.pull_subscribe_bind(consumer.name, stream=settings.stream_name)
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription, dispatcher: Dispatcher) -> None:
+    async def _consume(
+        self, sub: JetStreamContext.PullSubscription, dispatcher: Dispatcher
+    ) -> None:
         while not self._stop.is_set():
             try:
                 messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
-            except (NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception as exc:  # connection trouble: nats-py reconnects; we wait and retry
                 log.warning("fetch for %s failed: %r", dispatcher.consumer.name, exc)

@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from libs.events.db import Conn
 from libs.events.envelope import Envelope, Metadata, new_id
 from libs.events.registry import REGISTRY, DomainEvent, EventRegistry
 
@@ -128,7 +129,7 @@ class EventStore:
         expected_version: int,
         metadata: Metadata,
         ids: Sequence[UUID] | None = None,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[Envelope]:
         """Append atomically. Raises ConcurrencyError when the stream is not at expected_version.
 
@@ -167,7 +168,7 @@ class EventStore:
 
     async def _append(
         self,
-        conn: asyncpg.Connection,
+        conn: Conn,
         args: tuple[Any, ...],
         events: Sequence[DomainEvent],
         event_ids: list[UUID],
@@ -204,7 +205,7 @@ class EventStore:
         ]
 
     async def _already_appended(
-        self, stream_id: str, event_ids: list[UUID], *, conn: asyncpg.Connection | None = None
+        self, stream_id: str, event_ids: list[UUID], *, conn: Conn | None = None
     ) -> list[Envelope] | None:
         """The stored envelopes when every one of `event_ids` is already in this stream."""
         sql = (
@@ -219,7 +220,7 @@ class EventStore:
             return [_envelope(r) for r in rows]
         return None
 
-    async def stream_version(self, stream_id: str, *, conn: asyncpg.Connection | None = None) -> int:
+    async def stream_version(self, stream_id: str, *, conn: Conn | None = None) -> int:
         sql = "SELECT coalesce(max(version), 0) FROM eventstore.events WHERE stream_id = $1"
         if conn is not None:
             return int(await conn.fetchval(sql, stream_id))
@@ -234,7 +235,7 @@ class EventStore:
         to_version: int | None = None,
         until: datetime | None = None,
         types: Sequence[str] | None = None,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[Envelope]:
         """A stream's events in version order; `until` keeps those recorded at or before it."""
         sql = (
@@ -257,7 +258,7 @@ class EventStore:
         *,
         types: Sequence[str] | None = None,
         limit: int = 500,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> Batch:
         """The next committed events after `cursor` in commit order (never skips a late commit)."""
         args = (str(cursor.tx_id), cursor.position, list(types) if types else None, limit)
@@ -273,7 +274,7 @@ class EventStore:
             cursor = CommitCursor(int(last["tx_text"]), last["position"])
         return Batch([_envelope(r) for r in events], cursor, held_back)
 
-    async def cursor_at(self, position: int, *, conn: asyncpg.Connection | None = None) -> CommitCursor:
+    async def cursor_at(self, position: int, *, conn: Conn | None = None) -> CommitCursor:
         """The commit-order cursor just after the event at `position` (0: the start)."""
         if position <= 0:
             return START
@@ -293,9 +294,9 @@ class EventStore:
         *,
         types: Sequence[str] | None = None,
         limit: int = 500,
-        conn: asyncpg.Connection | None = None,
+        conn: Conn | None = None,
     ) -> list[Envelope]:
-        """Committed events in commit order after the event at `after_position` (0: from the start)."""
+        """Committed events in commit order after the event at `after_position` (0: the start)."""
         cursor = await self.cursor_at(after_position, conn=conn)
         batch = await self.read_batch(cursor, types=types, limit=limit, conn=conn)
         return batch.events

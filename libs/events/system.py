@@ -1,5 +1,5 @@
-"""Composition root: opens the pool and the bus, migrates, and runs the relay, the timer scheduler
-and any number of services in this process. `opsledger dev`, `opsledger run` and the tests use it."""
+"""Composition root: opens the pool and the bus, migrates, and runs the relay, the timer
+scheduler and any number of services in this process (`opsledger dev`, `run`, and tests)."""
 
 from __future__ import annotations
 

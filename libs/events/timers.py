@@ -20,7 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.events.catalog.timers import TimerCancelled, TimerFired, TimerScheduled
-from libs.events.db import connect
+from libs.events.db import Conn, connect
 from libs.events.envelope import Metadata, new_id
 from libs.events.registry import REGISTRY, DomainEvent
 from libs.events.store import ANY, NO_STREAM, ConcurrencyError, EventStore
@@ -37,7 +37,7 @@ def timer_stream(timer_id: UUID) -> str:
 
 async def schedule(
     store: EventStore,
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     due_at: datetime,
     target_stream: str,
@@ -82,9 +82,7 @@ async def schedule(
     return timer_id
 
 
-async def cancel(
-    store: EventStore, conn: asyncpg.Connection, *, timer_id: UUID, metadata: Metadata
-) -> bool:
+async def cancel(store: EventStore, conn: Conn, *, timer_id: UUID, metadata: Metadata) -> bool:
     """Cancel a pending timer. False when it already fired or was cancelled."""
     async with conn.transaction():
         state = await conn.fetchval(
@@ -139,7 +137,9 @@ class TimerScheduler:
                 )
                 delay = MAX_SLEEP_S
                 if next_due is not None:
-                    delay = min(MAX_SLEEP_S, max(0.0, (next_due - datetime.now(UTC)).total_seconds()))
+                    delay = min(
+                        MAX_SLEEP_S, max(0.0, (next_due - datetime.now(UTC)).total_seconds())
+                    )
                 await self._sleep(stop, delay)
         finally:
             with contextlib.suppress(Exception):
@@ -149,7 +149,9 @@ class TimerScheduler:
         stopping = asyncio.create_task(stop.wait())
         woken = asyncio.create_task(self._wake.wait())
         try:
-            await asyncio.wait({stopping, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {stopping, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stopping.cancel()
             woken.cancel()
@@ -167,7 +169,7 @@ class TimerScheduler:
                 await self._fire(conn, row)
         return len(rows)
 
-    async def _fire(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    async def _fire(self, conn: Conn, row: asyncpg.Record) -> None:
         timer_id: UUID = row["timer_id"]
         metadata = Metadata.model_validate(row["metadata"])
         event_id = uuid.uuid5(timer_id, "fired-event")

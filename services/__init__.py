@@ -1,0 +1,1 @@
+"""OpsLedger services: one package per bounded context."""

@@ -1,0 +1,1 @@
+"""The gateway: the one HTTP entry point (REST API, SSE, web UI); owns people, sessions, tokens."""
