@@ -44,6 +44,7 @@ async def ensure_event_stream(js: JetStreamContext, settings: Settings) -> None:
         discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW_S,
         max_age=7 * 24 * 3600.0,  # the store is the truth; the bus keeps a week for catch-up
+        num_replicas=settings.stream_replicas,
     )
     try:
         await js.add_stream(config)

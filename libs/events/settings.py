@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     secret: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    """JetStream replicas of the events stream (3 on a 3-node cluster)."""
     handler_max_attempts: int = Field(default=5, ge=1)
     handler_timeout_s: float = Field(default=30.0, gt=0)
     rpc_timeout_s: float = Field(default=10.0, gt=0)
