@@ -29,8 +29,9 @@ DUPLICATE_WINDOW_S = 120.0
 
 
 async def connect_nats(url: str, *, name: str) -> NatsClient:
+    servers = [part.strip() for part in url.split(",") if part.strip()]  # a cluster: a,b,c
     return await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
     )
 
 
