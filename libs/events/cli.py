@@ -15,6 +15,7 @@ from uuid import UUID
 
 import click
 
+from libs.events.errors import ConfigurationError
 from libs.events.logs import configure_logging
 from libs.events.runtime import Service
 from libs.events.settings import Settings
@@ -50,8 +51,11 @@ def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
                 loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(wrapper())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(wrapper())
+    except ConfigurationError as exc:
+        raise click.ClickException(f"refusing to start: {exc}") from None
 
 
 @click.group()

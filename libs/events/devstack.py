@@ -52,6 +52,9 @@ async def resolve_servers(settings: Settings, stack: AsyncExitStack) -> Settings
 
 
 async def run_dev(settings: Settings, services: Sequence[Service], stop: asyncio.Event) -> None:
+    for service in services:
+        if service.preflight is not None:
+            service.preflight(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         resolved = await resolve_servers(settings, stack)
@@ -78,6 +81,9 @@ async def run_services(
     timers: bool,
 ) -> None:
     assert settings.database_url and settings.nats_url
+    for service in services:
+        if service.preflight is not None:
+            service.preflight(settings)
     system = System(
         settings=settings,
         database_url=settings.database_url,

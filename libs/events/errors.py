@@ -7,6 +7,10 @@ from typing import Any
 from pydantic import ValidationError
 
 
+class ConfigurationError(RuntimeError):
+    """The deployment is misconfigured; the process refuses to start and says why."""
+
+
 class ServiceError(Exception):
     """A refusal a client should see: HTTP status, UPPER_SNAKE code, a sentence, details."""
 

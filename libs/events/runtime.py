@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 HANDLED = Counter("opsledger_events_handled_total", "Events processed", ["consumer", "outcome"])
 FETCH_BATCH = 64
+FETCH_TIMEOUT_S = 1.0
 ACK_WAIT_S = 60.0
 
 
@@ -65,6 +66,8 @@ class Service:
     background: Sequence[BackgroundTask] = ()
     http: Callable[[Deps], Any] | None = None
     """An ASGI app factory, for the service that serves HTTP (the gateway)."""
+    preflight: Callable[[Settings], None] | None = None
+    """Checks run before anything starts (e.g. a required secret); raise to refuse to start."""
 
     def migrations(self) -> list[Migration]:
         return migrations_in(self.name, self.migrations_dir) if self.migrations_dir else []
@@ -92,11 +95,13 @@ class ServiceRunner:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _rpc: RpcServer | None = None
+    _subs: list[JetStreamContext.PullSubscription] = field(default_factory=list)
 
     async def start(self) -> None:
         dispatchers = self.service.dispatchers(self.deps)
         for consumer in self.service.consumers:
             sub = await self._subscribe(consumer)
+            self._subs.append(sub)
             loop = self._consume(sub, dispatchers[consumer.name])
             self._tasks.append(asyncio.create_task(loop, name=f"{consumer.name}-consumer"))
         for task in self.service.background:
@@ -114,10 +119,16 @@ class ServiceRunner:
         self._stop.set()
         if self._rpc is not None:
             await self._rpc.stop()
+        # a loop is cancelled between messages or mid-fetch; a message it had not acked yet is
+        # redelivered to another replica after ack_wait, and the checkpoints make that harmless
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
 
     async def _subscribe(self, consumer: Consumer) -> JetStreamContext.PullSubscription:
         settings = self.deps.settings
@@ -138,7 +149,7 @@ class ServiceRunner:
     ) -> None:
         while not self._stop.is_set():
             try:
-                messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
+                messages = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
             except (TimeoutError, NatsTimeoutError):
                 continue
             except Exception as exc:  # connection trouble: nats-py reconnects; we wait and retry

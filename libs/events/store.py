@@ -9,7 +9,9 @@ are never serialised. `position` is an event's global id; `after=<position>` res
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +58,7 @@ class CommitCursor:
 
 
 START = CommitCursor()
+ANY_ATTEMPTS = 100
 
 _COLUMNS = "position, id, stream_id, version, type, schema_version, data, metadata, recorded_at"
 
@@ -153,7 +156,9 @@ class EventStore:
             metadata.model_dump_json(),
             expected_version,
         )
-        attempts = 5 if expected_version == ANY else 1
+        # Under ANY a conflict always means another writer won a version: trying again is safe
+        # and terminates, since every round has a winner.
+        attempts = ANY_ATTEMPTS if expected_version == ANY else 1
         for attempt in range(1, attempts + 1):
             try:
                 if conn is None:
@@ -161,9 +166,19 @@ class EventStore:
                         return await self._append(own, args, events, event_ids, metadata)
                 async with conn.transaction():  # a savepoint inside the caller's transaction
                     return await self._append(conn, args, events, event_ids, metadata)
-            except ConcurrencyError:
-                if attempt == attempts:  # ANY only conflicts with a concurrent writer: try again
-                    raise
+            except ConcurrencyError as exc:
+                # checked after the failed statement's connection or savepoint is released
+                stored = await self._already_appended(stream_id, event_ids, conn=conn)
+                if stored is not None:
+                    return stored
+                if attempt < attempts:
+                    if attempt > 2:
+                        await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                    continue
+                if exc.actual is None:
+                    actual = await self.stream_version(stream_id, conn=conn)
+                    raise ConcurrencyError(stream_id, expected_version, actual) from exc
+                raise
         raise AssertionError("unreachable")
 
     async def _append(
@@ -178,16 +193,11 @@ class EventStore:
         try:
             rows = await conn.fetch(_APPEND, *args)
         except asyncpg.UniqueViolationError as exc:
-            stored = await self._already_appended(stream_id, event_ids)
-            if stored is not None:
-                return stored
             raise ConcurrencyError(stream_id, expected, None) from exc
         if not rows:
-            stored = await self._already_appended(stream_id, event_ids, conn=conn)
-            if stored is not None:
-                return stored
-            actual = await self.stream_version(stream_id, conn=conn)
-            raise ConcurrencyError(stream_id, expected, actual)
+            raise ConcurrencyError(
+                stream_id, expected, await self.stream_version(stream_id, conn=conn)
+            )
         rows = sorted(rows, key=lambda r: r["version"])
         return [
             Envelope(

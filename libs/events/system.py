@@ -42,8 +42,12 @@ async def open_deps(
 
 
 async def close_deps(deps: Deps) -> None:
+    """Flush and close the bus, then the pool. Not drain(): runners have already finished their
+    in-flight work, and nats-py's drain waits out its timeout on pull subscriptions."""
     with contextlib.suppress(Exception):
-        await deps.nc.drain()
+        await deps.nc.flush(timeout=2)
+    with contextlib.suppress(Exception):
+        await deps.nc.close()
     await deps.pool.close()
 
 

@@ -1,0 +1,108 @@
+"""Events of people, sessions and API tokens, written by the gateway.
+
+Streams: `user-<id>` (registration, password, role), `email-<sha256 of the normalised email>`
+(the claim that makes an email unique), `people-admins` (who is admin: its first event decides
+the first admin, its version serialises every change of the admin set), `session-<id>` and
+`token-<id>`. Every type is in the `user.` category so the gateway's projection subscribes to
+these and nothing else.
+
+No raw password, session secret or token is ever stored: passwords as argon2 hashes, session
+secrets and tokens (high-entropy random values) as SHA-256 hex. The argon2 hash lives in
+`user.password_set` on purpose: the log is internal, and keeping it in its own event type keeps
+it out of `user.registered`, which other services consume.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from libs.events.registry import DomainEvent, event
+
+RoleName = Literal["requester", "operator", "admin"]
+Scope = Literal["api", "ingest"]
+SessionEndReason = Literal["logout", "revoked"]
+
+
+@event("user.registered")
+class UserRegistered(DomainEvent):
+    user_id: str
+    email: str
+    name: str
+    role: RoleName
+
+
+@event("user.role_changed")
+class UserRoleChanged(DomainEvent):
+    user_id: str
+    role: RoleName
+    previous_role: RoleName
+
+
+@event("user.password_set")
+class UserPasswordSet(DomainEvent):
+    """The user's password, as an argon2 hash (PHC string), never the password itself."""
+
+    user_id: str
+    password_hash: str = Field(pattern=r"^\$argon2")
+
+
+@event("user.email_claimed")
+class UserEmailClaimed(DomainEvent):
+    """First event of `email-<email_hash>`: appending it with NO_STREAM makes the email unique."""
+
+    email_hash: str
+    user_id: str
+
+
+@event("user.admin_bootstrapped")
+class AdminBootstrapped(DomainEvent):
+    """First event of `people-admins`: the first user to register, admin exactly once."""
+
+    user_id: str
+
+
+@event("user.admin_granted")
+class AdminGranted(DomainEvent):
+    user_id: str
+
+
+@event("user.admin_revoked")
+class AdminRevoked(DomainEvent):
+    user_id: str
+
+
+@event("user.session_started")
+class SessionStarted(DomainEvent):
+    """A login. `secret_hash` is the SHA-256 hex of the secret half of the session cookie."""
+
+    session_id: str
+    user_id: str
+    secret_hash: str
+    expires_at: datetime
+
+
+@event("user.session_ended")
+class SessionEnded(DomainEvent):
+    session_id: str
+    user_id: str
+    reason: SessionEndReason
+
+
+@event("user.token_created")
+class TokenCreated(DomainEvent):
+    """An API token. `token_hash` is the SHA-256 hex of the whole token string."""
+
+    token_id: str
+    user_id: str
+    name: str
+    scopes: list[Scope]
+    token_hash: str
+
+
+@event("user.token_revoked")
+class TokenRevoked(DomainEvent):
+    token_id: str
+    user_id: str

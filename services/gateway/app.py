@@ -1,0 +1,40 @@
+"""The gateway's composition: its SERVICE for the runtime and the FastAPI app it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from libs.events.runtime import Deps, Service
+from services.gateway import events_api, health
+from services.gateway.errors import install_error_handlers
+from services.gateway.people import routes as people_routes
+from services.gateway.people.projection import PEOPLE_PROJECTION
+from services.gateway.secret import require_secret, resolve_secret
+
+ROUTERS = [health.router, events_api.router, people_routes.router]
+
+
+def create_app(deps: Deps) -> FastAPI:
+    app = FastAPI(
+        title="OpsLedger",
+        version="0.1.0",
+        description="Ops automation over an append-only event log.",
+        openapi_url="/openapi.json",
+    )
+    app.state.deps = deps
+    app.state.secret = resolve_secret(deps.settings)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+SERVICE = Service(
+    name="gateway",
+    consumers=[PEOPLE_PROJECTION],
+    migrations_dir=Path(__file__).parent / "migrations",
+    http=create_app,
+    preflight=require_secret,
+)

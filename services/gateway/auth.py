@@ -1,0 +1,164 @@
+"""Who is calling: the session cookie or a Bearer API token, resolved to a Principal with the
+user's current role (read on every request, so role changes apply at once)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+
+from libs.events.envelope import Actor, ActorKind
+from libs.events.errors import ServiceError
+from libs.events.runtime import Deps
+from services.gateway.deps import DepsDep
+from services.gateway.people import queries, security
+from services.gateway.people.queries import UserRow
+
+
+class Role(StrEnum):
+    REQUESTER = "requester"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class Principal(BaseModel, frozen=True):
+    """An authenticated caller: the user, and the token they used (None for a session)."""
+
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    token_id: str | None = None
+    scopes: frozenset[str] = frozenset()
+    """A token's scopes ("api", "ingest"); empty for a browser session."""
+    session_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in (Role.OPERATOR, Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def actor(self) -> Actor:
+        if self.token_id is not None:
+            return Actor(kind=ActorKind.TOKEN, id=self.token_id)
+        return Actor(kind=ActorKind.USER, id=self.user_id)
+
+
+def unauthenticated(message: str = "sign in or send a valid API token") -> ServiceError:
+    return ServiceError(401, "UNAUTHENTICATED", message)
+
+
+def forbidden(message: str) -> ServiceError:
+    return ServiceError(403, "FORBIDDEN", message)
+
+
+def _principal(user: UserRow, **extra: object) -> Principal:
+    return Principal(
+        user_id=user.id, email=user.email, name=user.name, role=Role(user.role), **extra
+    )
+
+
+async def _from_token(deps: Deps, value: str) -> Principal | None:
+    token_id = security.parse_token(value)
+    if token_id is None:
+        return None
+    row = await queries.token_by_id(deps.pool, token_id)
+    if row is None or row.revoked or not security.same(security.digest(value), row.token_hash):
+        return None
+    user = await queries.user_by_id(deps.pool, row.user_id)
+    if user is None:
+        return None
+    return _principal(user, token_id=row.id, scopes=frozenset(row.scopes))
+
+
+async def _from_session(deps: Deps, secret: bytes, value: str) -> Principal | None:
+    parts = security.read_session_cookie(secret, value)
+    if parts is None:
+        return None
+    session_id, session_secret = parts
+    live = await queries.live_session(deps.pool, session_id)
+    if live is None or not security.same(security.digest(session_secret), live.secret_hash):
+        return None
+    if live.needs_touch:
+        await queries.touch_session(deps.pool, session_id)
+    return _principal(live.user, session_id=session_id)
+
+
+def bearer(request: Request) -> str | None:
+    """The credentials of an `Authorization: Bearer ...` header ('' when malformed)."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _caller(request: Request, deps: DepsDep) -> Principal | None:
+    """The caller, or None for no or invalid credentials. A Bearer header, when sent, is the
+    only credential considered."""
+    token = bearer(request)
+    if token is not None:
+        return await _from_token(deps, token) if token else None
+    cookie = request.cookies.get(security.SESSION_COOKIE)
+    if cookie:
+        return await _from_session(deps, request.app.state.secret, cookie)
+    return None
+
+
+Caller = Annotated[Principal | None, Depends(_caller)]
+
+
+def _api_access(who: Principal) -> Principal:
+    if who.token_id is not None and "api" not in who.scopes:
+        raise forbidden("this token lacks the 'api' scope")
+    return who
+
+
+async def _current_user(who: Caller) -> Principal:
+    if who is None:
+        raise unauthenticated()
+    return _api_access(who)
+
+
+async def _optional_user(who: Caller) -> Principal | None:
+    if who is None or (who.token_id is not None and "api" not in who.scopes):
+        return None
+    return who
+
+
+CurrentUser = Annotated[Principal, Depends(_current_user)]
+"""A signed-in user (session cookie) or a Bearer token with the "api" scope."""
+OptionalUser = Annotated[Principal | None, Depends(_optional_user)]
+
+
+async def _staff_user(who: CurrentUser) -> Principal:
+    if not who.is_staff:
+        raise forbidden("this needs the operator or admin role")
+    return who
+
+
+async def _admin_user(who: CurrentUser) -> Principal:
+    if who.role != Role.ADMIN:
+        raise forbidden("this needs the admin role")
+    return who
+
+
+async def _ingest_token(who: Caller) -> Principal:
+    if who is None or who.token_id is None:
+        raise unauthenticated("send an API token with the 'ingest' scope")
+    if "ingest" not in who.scopes:
+        raise forbidden("this token lacks the 'ingest' scope")
+    return who
+
+
+StaffUser = Annotated[Principal, Depends(_staff_user)]
+"""An operator or admin."""
+AdminUser = Annotated[Principal, Depends(_admin_user)]
+IngestToken = Annotated[Principal, Depends(_ingest_token)]
+"""A Bearer token with the "ingest" scope (monitoring systems posting alerts)."""

@@ -1,0 +1,78 @@
+"""GET /api/v1/events: the global log in commit order, for replay and debugging (admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from libs.events.errors import ServiceError
+from libs.events.store import UnknownPosition
+from services.gateway.auth import AdminUser
+from services.gateway.deps import DepsDep
+
+router = APIRouter(prefix="/api/v1", tags=["events"])
+
+
+class EventOut(BaseModel):
+    id: UUID
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+@router.get("/events", response_model=EventPage)
+async def list_events(
+    deps: DepsDep,
+    _: AdminUser,
+    after: Annotated[int, Query(ge=0, description="position of the last event already seen")] = 0,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    type: Annotated[list[str] | None, Query(max_length=50)] = None,
+    stream: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventPage:
+    """Events in commit order after `after` (or `cursor`), optionally of some types or one stream.
+
+    Order is the order transactions committed in, so positions are not always increasing; always
+    resume with the last position you received (`next_cursor`)."""
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ServiceError(400, "INVALID_CURSOR", "cursor must be a position")
+        after = int(cursor)
+    try:
+        start = await deps.store.cursor_at(after)
+    except UnknownPosition as exc:
+        raise ServiceError(400, "INVALID_CURSOR", str(exc)) from None
+    items: list[EventOut] = []
+    last = after
+    while len(items) < limit:
+        batch = await deps.store.read_batch(start, types=type, limit=limit)
+        for env in batch.events:
+            last = env.position
+            if stream is None or env.stream_id == stream:
+                items.append(
+                    EventOut(
+                        **env.model_dump(exclude={"metadata"}),
+                        metadata=env.metadata.model_dump(mode="json"),
+                    )
+                )
+                if len(items) == limit:
+                    break
+        start = batch.cursor
+        if len(batch.events) < limit or len(items) == limit:
+            break
+    more = len(items) == limit
+    return EventPage(items=items, next_cursor=str(last) if more else None)

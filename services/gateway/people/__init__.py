@@ -1,0 +1,1 @@
+"""People, sessions, API tokens and roles: the gateway's own domain."""

@@ -1,0 +1,136 @@
+"""People's decisions, pure: stream names, email rules, user and admin-set state, registration
+and role changes. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from libs.events.catalog.people import (
+    AdminBootstrapped,
+    AdminGranted,
+    AdminRevoked,
+    RoleName,
+    UserPasswordSet,
+    UserRegistered,
+    UserRoleChanged,
+)
+from libs.events.errors import ServiceError, conflict
+from libs.events.registry import DomainEvent
+
+ADMINS_STREAM = "people-admins"
+"""Who is admin. Its first event decides the first admin (appended with NO_STREAM); every later
+change of the admin set appends here with the version it read, so such changes serialise."""
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+EMAIL_MAX = 254
+
+
+def user_stream(user_id: str) -> str:
+    return f"user-{user_id}"
+
+
+def session_stream(session_id: str) -> str:
+    return f"session-{session_id}"
+
+
+def token_stream(token_id: str) -> str:
+    return f"token-{token_id}"
+
+
+def normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def valid_email(email: str) -> bool:
+    return len(email) <= EMAIL_MAX and EMAIL_PATTERN.match(email) is not None
+
+
+def email_hash(email: str) -> str:
+    """The id of an email's claim stream: no address in stream ids (they are never erased)."""
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+def email_stream(email: str) -> str:
+    return f"email-{email_hash(email)}"
+
+
+@dataclass(frozen=True)
+class UserState:
+    user_id: str
+    email: str
+    name: str
+    role: RoleName
+
+
+def evolve_user(state: UserState | None, event: DomainEvent) -> UserState | None:
+    if isinstance(event, UserRegistered):
+        return UserState(event.user_id, event.email, event.name, event.role)
+    if state is not None and isinstance(event, UserRoleChanged):
+        return replace(state, role=event.role)
+    return state
+
+
+def fold_user(events: Iterable[DomainEvent]) -> UserState | None:
+    state: UserState | None = None
+    for item in events:
+        state = evolve_user(state, item)
+    return state
+
+
+def fold_admins(events: Iterable[DomainEvent]) -> frozenset[str]:
+    admins: set[str] = set()
+    for item in events:
+        if isinstance(item, AdminBootstrapped | AdminGranted):
+            admins.add(item.user_id)
+        elif isinstance(item, AdminRevoked):
+            admins.discard(item.user_id)
+    return frozenset(admins)
+
+
+def registration(
+    *, user_id: str, email: str, name: str, password_hash: str, first_admin: bool
+) -> list[DomainEvent]:
+    """A new user's stream: who they are, then their password (a separate, internal event)."""
+    return [
+        UserRegistered(
+            user_id=user_id,
+            email=normalise_email(email),
+            name=name,
+            role="admin" if first_admin else "requester",
+        ),
+        UserPasswordSet(user_id=user_id, password_hash=password_hash),
+    ]
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    """Events for the user's stream and for the admins stream (either may be empty)."""
+
+    user_events: list[DomainEvent]
+    admin_events: list[DomainEvent]
+
+
+def decide_role_change(
+    *, actor_id: str, user: UserState, role: RoleName, admins: frozenset[str]
+) -> RoleChange:
+    """`admins` is the admin set read from ADMINS_STREAM in the deciding transaction: the last
+    admin is judged on it, so two admins demoting each other cannot both succeed."""
+    if actor_id == user.user_id:
+        raise conflict("CANNOT_CHANGE_OWN_ROLE", "an admin cannot change their own role")
+    if user.role == "admin" and role != "admin" and not admins - {user.user_id}:
+        raise conflict("LAST_ADMIN", "the last admin cannot be demoted", {"user_id": user.user_id})
+    if actor_id not in admins:
+        raise ServiceError(403, "FORBIDDEN", "only an admin may change roles")
+    if role == user.role:
+        return RoleChange([], [])
+    user_events: list[DomainEvent] = [
+        UserRoleChanged(user_id=user.user_id, role=role, previous_role=user.role)
+    ]
+    if role == "admin":
+        return RoleChange(user_events, [AdminGranted(user_id=user.user_id)])
+    if user.role == "admin":
+        return RoleChange(user_events, [AdminRevoked(user_id=user.user_id)])
+    return RoleChange(user_events, [])

@@ -1,0 +1,31 @@
+"""Credential helpers: argon2 hashing, signed session cookies and the token format."""
+
+from __future__ import annotations
+
+from services.gateway.people import security
+
+
+async def test_passwords_hash_with_argon2id_and_verify() -> None:
+    stored = await security.hash_password("s3cret-password")
+    assert stored.startswith("$argon2id$") and "s3cret-password" not in stored
+    assert await security.verify_password(stored, "s3cret-password")
+    assert not await security.verify_password(stored, "wrong-password")
+    assert not await security.verify_password("not a hash", "s3cret-password")
+
+
+def test_a_session_cookie_round_trips_only_with_its_secret() -> None:
+    value = security.sign_session(b"k" * 32, "sid", "sec")
+    assert security.read_session_cookie(b"k" * 32, value) == ("sid", "sec")
+    assert security.read_session_cookie(b"j" * 32, value) is None
+    assert security.read_session_cookie(b"k" * 32, value + "x") is None
+    assert security.read_session_cookie(b"k" * 32, "sid.sec.é") is None
+    assert security.read_session_cookie(b"k" * 32, "no-dots") is None
+
+
+def test_a_token_carries_its_id() -> None:
+    token_id = "0190a5a0-0000-7000-8000-000000000001"
+    token = security.format_token(token_id, security.new_secret())
+    assert token.startswith("olt_")
+    assert security.parse_token(token) == token_id
+    assert security.parse_token("olt_nothex_x") is None
+    assert security.parse_token("ghp_abc") is None
