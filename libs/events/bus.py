@@ -59,6 +59,8 @@ class RpcRequest(BaseModel):
     actor: Actor
     role: str | None = None
     """The caller's role as the gateway authenticated it (requester, operator, admin)."""
+    on_behalf_of: str | None = None
+    """The person an API token acts for (the actor then names the token itself)."""
     correlation_id: str | None = None
     body: dict[str, Any] = {}
 
@@ -140,10 +142,17 @@ class RpcClient:
         *,
         actor: Actor,
         role: str | None = None,
+        on_behalf_of: str | None = None,
         correlation_id: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        request = RpcRequest(actor=actor, role=role, correlation_id=correlation_id, body=body or {})
+        request = RpcRequest(
+            actor=actor,
+            role=role,
+            on_behalf_of=on_behalf_of,
+            correlation_id=correlation_id,
+            body=body or {},
+        )
         subject = self.settings.rpc_subject(service, method)
         try:
             msg = await self.nc.request(

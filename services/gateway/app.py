@@ -7,13 +7,19 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from libs.events.runtime import Deps, Service
-from services.gateway import events_api, health
+from services.gateway import events_api, health, stream, ticket_routes
 from services.gateway.errors import install_error_handlers
 from services.gateway.people import routes as people_routes
 from services.gateway.people.projection import PEOPLE_PROJECTION
 from services.gateway.secret import require_secret, resolve_secret
 
-ROUTERS = [health.router, events_api.router, people_routes.router]
+ROUTERS = [
+    health.router,
+    events_api.router,
+    people_routes.router,
+    ticket_routes.router,
+    stream.router,
+]
 
 
 def create_app(deps: Deps) -> FastAPI:
@@ -33,7 +39,7 @@ def create_app(deps: Deps) -> FastAPI:
 
 SERVICE = Service(
     name="gateway",
-    consumers=[PEOPLE_PROJECTION],
+    consumers=[PEOPLE_PROJECTION, stream.TICKET_ACCESS],
     migrations_dir=Path(__file__).parent / "migrations",
     http=create_app,
     preflight=require_secret,

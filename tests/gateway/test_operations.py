@@ -9,6 +9,7 @@ import pytest
 
 from libs.events.envelope import Actor, Metadata
 from libs.events.store import NO_STREAM
+from libs.events.testing import eventually
 from tests.events_for_tests import Counted
 from tests.gateway.helpers import Gateway, SignedIn
 
@@ -65,7 +66,14 @@ async def test_admin_reads_the_global_log_in_order_with_filters_and_cursor(
     await store.append("c-2", [Counted(n=2)], expected_version=NO_STREAM, metadata=META)
     await store.append("c-1", [Counted(n=3)], expected_version=1, metadata=META)
 
-    page = (await admin.get("/api/v1/events", params={"type": "test.counted"})).json()
+    async def counted() -> dict[str, Any]:
+        found: dict[str, Any] = (
+            await admin.get("/api/v1/events", params={"type": "test.counted"})
+        ).json()
+        return found
+
+    # the log shows an event once every older transaction in the cluster has ended
+    page = await eventually(counted, until=lambda p: len(p["items"]) == 3)
     assert [(e["stream_id"], e["data"]["n"]) for e in page["items"]] == [
         ("c-1", 1),
         ("c-2", 2),

@@ -1,0 +1,211 @@
+"""Command handlers: load the stream, decide, append at the expected version and project.
+
+All in one transaction; when another writer got there first, reload and decide again."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from libs.events.catalog.tickets import TicketKeyTaken
+from libs.events.consumers import Dispatcher, append_and_project
+from libs.events.db import Conn
+from libs.events.envelope import Actor, Envelope, Metadata
+from libs.events.errors import ServiceError, conflict
+from libs.events.registry import DomainEvent
+from libs.events.runtime import Deps
+from libs.events.store import NO_STREAM, ConcurrencyError
+from services.tickets import domain, queries
+from services.tickets.commands import Command, CreateTicket
+from services.tickets.fields import BUILTIN_TYPES, TicketTypeSchema
+from services.tickets.projection import TICKETS_PROJECTION
+from services.tickets.state import TicketState, evolve, fold
+
+KEYS_STREAM = "ticketkeys"
+ATTEMPTS = 8
+_SEED_IDS = uuid.UUID("6f1c1f4e-1f0e-4c55-9d43-5b0d2f9a7c11")
+
+
+def ticket_stream(key: str) -> str:
+    return f"ticket-{key}"
+
+
+def type_stream(key: str) -> str:
+    return f"tickettype-{key}"
+
+
+async def lock_stream(conn: Conn, stream_id: str) -> None:
+    """Serialise this service's writers of one stream (the expected version stays the guard
+    against everyone else, e.g. the approvals service appending the lock)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7311))", stream_id)
+
+
+async def _pause(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+
+
+@dataclass
+class TicketCommands:
+    """The write side of the tickets service, bound to a running service's dependencies."""
+
+    deps: Deps
+
+    def __post_init__(self) -> None:
+        self.projections = [
+            Dispatcher(
+                consumer=TICKETS_PROJECTION,
+                service="tickets",
+                store=self.deps.store,
+                settings=self.deps.settings,
+            )
+        ]
+
+    async def load(
+        self, key: str, *, until: datetime | None = None, conn: Conn | None = None
+    ) -> tuple[TicketState | None, list[Envelope]]:
+        """The ticket folded from its stream (up to `until`), and the stream's events."""
+        registry = self.deps.store.registry
+        history = await self.deps.store.read_stream(ticket_stream(key), until=until, conn=conn)
+        known = [e for e in history if registry.knows(e.type)]
+        return fold((registry.load(e), e.version, e.recorded_at) for e in known), history
+
+    async def run(
+        self, key: str, command: Command, *, meta: Metadata
+    ) -> tuple[TicketState, list[Envelope]]:
+        """Decide `command` against the stream as it is and append at its version."""
+        stream = ticket_stream(key)
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.deps.pool.acquire() as conn, conn.transaction():
+                    await lock_stream(conn, stream)
+                    state, history = await self.load(key, conn=conn)
+                    decision = domain.decide(state, command)
+                    expected = history[-1].version if history else NO_STREAM
+                    written = await self._append(conn, stream, decision.events, expected, meta)
+            except ConcurrencyError:
+                await _pause(attempt)
+                continue
+            assert state is not None  # decide() refuses a missing ticket
+            for envelope in written:
+                state = _evolve(self.deps, state, envelope)
+            if decision.refusal is not None:  # the refusal is recorded; now answer with it
+                raise decision.refusal
+            return state, written
+        raise conflict("CONCURRENT_CHANGE", "the ticket changed too often; try again")
+
+    async def create(self, command: CreateTicket, *, meta: Metadata) -> TicketState:
+        """Take the next ticket number and open the ticket in one transaction (no gap, no
+        duplicate: the n-th ticket's key event is event n of the `ticketkeys` stream)."""
+        for attempt in range(ATTEMPTS):
+            try:
+                async with self.deps.pool.acquire() as conn, conn.transaction():
+                    await lock_stream(conn, KEYS_STREAM)
+                    taken = await self.deps.store.stream_version(KEYS_STREAM, conn=conn)
+                    events = domain.decide_create(command, number=taken + 1)
+                    key = domain.ticket_key(taken + 1)
+                    await self.deps.store.append(
+                        KEYS_STREAM,
+                        [TicketKeyTaken(number=taken + 1, key=key)],
+                        expected_version=taken,
+                        metadata=meta,
+                        conn=conn,
+                    )
+                    written = await self._append(conn, ticket_stream(key), events, NO_STREAM, meta)
+            except ConcurrencyError:
+                await _pause(attempt)
+                continue
+            registry = self.deps.store.registry
+            state = fold((registry.load(e), e.version, e.recorded_at) for e in written)
+            assert state is not None
+            return state
+        raise conflict("CONCURRENT_CHANGE", "too many tickets were opened at once; try again")
+
+    async def define_type(
+        self,
+        *,
+        key: str,
+        name: str,
+        schema: TicketTypeSchema,
+        meta: Metadata,
+        builtin: bool = False,
+    ) -> queries.TypeRow:
+        """Version 1 of a new type (409 TYPE_EXISTS when the key is taken)."""
+        ids = [uuid.uuid5(_SEED_IDS, key)] if builtin else None
+        async with self.deps.pool.acquire() as conn, conn.transaction():
+            await lock_stream(conn, type_stream(key))
+            current = await self.deps.store.stream_version(type_stream(key), conn=conn)
+            event = domain.decide_define_type(
+                exists=current > 0, key=key, name=name, schema=schema, builtin=builtin
+            )
+            await append_and_project(
+                self.deps.store,
+                conn,
+                self.projections,
+                type_stream(key),
+                [event],
+                expected_version=NO_STREAM,
+                metadata=meta,
+                ids=ids,
+            )
+            row = await queries.ticket_type(conn, key)
+        assert row is not None
+        return row
+
+    async def revise_type(
+        self, *, key: str, name: str | None, schema: TicketTypeSchema, meta: Metadata
+    ) -> queries.TypeRow:
+        """A new schema version of an existing type."""
+        async with self.deps.pool.acquire() as conn, conn.transaction():
+            await lock_stream(conn, type_stream(key))
+            current = await queries.ticket_type(conn, key)
+            version = await self.deps.store.stream_version(type_stream(key), conn=conn)
+            event = domain.decide_revise_type(
+                current_name=current.name if current else None,
+                version=version,
+                key=key,
+                name=name,
+                schema=schema,
+            )
+            await self._append(conn, type_stream(key), [event], version, meta)
+            row = await queries.ticket_type(conn, key)
+        assert row is not None
+        return row
+
+    async def seed_builtin_types(self) -> None:
+        """Define the built-in types once; replicas racing write each definition once."""
+        meta = Metadata(actor=Actor.service("tickets"), service="tickets")
+        for key, (name, schema) in BUILTIN_TYPES.items():
+            try:
+                await self.define_type(key=key, name=name, schema=schema, meta=meta, builtin=True)
+            except ServiceError as exc:
+                if exc.code != "TYPE_EXISTS":
+                    raise
+
+    async def _append(
+        self,
+        conn: Conn,
+        stream: str,
+        events: Sequence[DomainEvent],
+        expected: int,
+        meta: Metadata,
+    ) -> list[Envelope]:
+        return await append_and_project(
+            self.deps.store,
+            conn,
+            self.projections,
+            stream,
+            events,
+            expected_version=expected,
+            metadata=meta,
+        )
+
+
+def _evolve(deps: Deps, state: TicketState, envelope: Envelope) -> TicketState:
+    after = evolve(
+        state, deps.store.registry.load(envelope), version=envelope.version, at=envelope.recorded_at
+    )
+    return after or state

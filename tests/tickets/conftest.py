@@ -1,0 +1,46 @@
+"""Fixtures of the tickets tests: a System running the tickets service, with users seeded."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from libs.events.settings import Settings
+from libs.events.system import System
+from libs.events.testing import eventually
+from services.tickets.app import SERVICE
+from tests.tickets.support import PEOPLE, Desk, register
+
+DRAIN_TIMEOUT_S = 0.25
+"""nats-py's fetch() can leave a pull subscription's queue with an unfinished task; the runner
+does not unsubscribe its pull subscriptions on stop, so drain() then waits its full timeout
+(30s by default) at every such shutdown. Reported; until the runtime unsubscribes, keep it short."""
+
+
+def tickets_system(settings: Settings, database_url: str, nats_url: str, name: str) -> System:
+    own = settings.model_copy(
+        update={"database_url": database_url, "data_dir": settings.data_dir / name}
+    )
+    return System(
+        settings=own,
+        database_url=database_url,
+        nats_url=nats_url,
+        services=(SERVICE,),
+        timers=False,
+        name=name,
+    )
+
+
+@pytest.fixture
+async def desk(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Desk]:
+    async with tickets_system(settings, database_url, nats_url, "r1") as deps:
+        deps.nc.options["drain_timeout"] = DRAIN_TIMEOUT_S
+        for who, role in PEOPLE.items():
+            await register(deps, who, role)
+
+        async def people() -> int:
+            return int(await deps.pool.fetchval("SELECT count(*) FROM tickets.people"))
+
+        await eventually(people, until=lambda n: n == len(PEOPLE))
+        yield Desk(deps)
