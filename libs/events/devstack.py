@@ -61,7 +61,7 @@ async def run_dev(settings: Settings, services: Sequence[Service], stop: asyncio
         await run_services(resolved, services, stop, relay=True, timers=True)
 
 
-class _Server(uvicorn.Server):
+class QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: our loop owns SIGINT/SIGTERM."""
 
     @contextlib.contextmanager
@@ -70,6 +70,21 @@ class _Server(uvicorn.Server):
 
     def install_signal_handlers(self) -> None:
         return None
+
+
+async def serve_http(app: Any, *, host: str, port: int) -> tuple[QuietServer, asyncio.Task[None]]:
+    """Start serving `app` in this loop; returns once it listens (or raises why it could not)."""
+    server = QuietServer(
+        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off", access_log=False)
+    )
+    serving = asyncio.create_task(server.serve())
+    # uvicorn exposes no "started" event to wait on
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    if serving.done():
+        serving.result()
+        raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
+    return server, serving
 
 
 async def run_services(
@@ -94,26 +109,14 @@ async def run_services(
         name="+".join(s.name for s in services),
     )
     deps = await system.start()
-    server: _Server | None = None
+    server: QuietServer | None = None
     serving: asyncio.Task[None] | None = None
     try:
         http = [s.http for s in services if s.http is not None]
         if http:
-            config = uvicorn.Config(
-                http[0](deps),
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                lifespan="off",
-                access_log=False,
+            server, serving = await serve_http(
+                http[0](deps), host=settings.host, port=settings.port
             )
-            server = _Server(config)
-            serving = asyncio.create_task(server.serve())
-            # uvicorn exposes no "started" event to wait on
-            while not server.started and not serving.done():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            if serving.done():
-                serving.result()
             click.echo(f"OpsLedger is running at http://{settings.host}:{settings.port}/")
         click.echo(f"running: {', '.join(s.name for s in services)} (Ctrl-C stops)")
         await stop.wait()
