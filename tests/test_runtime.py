@@ -199,3 +199,26 @@ async def test_replay_rebuilds_projections_equal_to_the_live_ones(
         assert applied == 60
         assert progress[-1] == (60, 60)
         assert await totals(deps) == live
+
+
+async def test_a_poison_event_inside_a_batch_is_parked_alone_and_its_neighbours_are_kept(
+    settings: Settings, database_url: str, nats_url: str
+) -> None:
+    async with make_system(settings, database_url, nats_url, relay=False) as deps:
+        for i in range(20):
+            await deps.store.append(f"c-{i}", [Counted(n=1)], expected_version=ANY, metadata=META)
+        [bad] = await deps.store.append(
+            "p-1", [Poison(fail_times=99)], expected_version=NO_STREAM, metadata=META
+        )
+        for i in range(20, 40):
+            await deps.store.append(f"c-{i}", [Counted(n=1)], expected_version=ANY, metadata=META)
+        # one relay start publishes all 41 at once, so the consumer fetches them as one batch
+        async with make_system(settings, database_url, nats_url, services=(), replica="relay"):
+
+            async def handled() -> int:
+                return int(await deps.pool.fetchval("SELECT count(*) FROM demo.handled_by"))
+
+            await eventually(handled, until=lambda n: n == 40, timeout=20)
+            parked = await eventually(lambda: list_parked(deps.pool), timeout=20)
+        assert [p.event_id for p in parked] == [bad.id]
+        assert sum(seen for _, seen in (await totals(deps)).values()) == 40

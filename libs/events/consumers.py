@@ -142,9 +142,8 @@ class Dispatcher:
             settings=self.settings,
         )
         try:
-            async with conn.transaction():  # savepoint: a failure names the event it failed on
-                await handler(ctx, self.registry.load(envelope))
-        except Exception as exc:
+            await handler(ctx, self.registry.load(envelope))
+        except Exception as exc:  # the caller's transaction is lost; name the event it failed on
             raise HandlerFailed(envelope, exc) from exc
 
 
@@ -173,16 +172,14 @@ async def append_and_project(
 
 
 async def lock_stream_checkpoint(conn: Conn, consumer: str, stream_id: str) -> int:
-    await conn.execute(
-        "INSERT INTO eventstore.consumer_streams (consumer, stream_id, version) "
-        "VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
-        consumer,
-        stream_id,
-    )
+    """Create or lock the consumer's row for the stream (one statement) and return its version.
+
+    The no-op update takes the row lock, so a racing replica waits here until we commit."""
     return int(
         await conn.fetchval(
-            "SELECT version FROM eventstore.consumer_streams "
-            "WHERE consumer = $1 AND stream_id = $2 FOR UPDATE",
+            "INSERT INTO eventstore.consumer_streams AS c (consumer, stream_id, version) "
+            "VALUES ($1, $2, 0) ON CONFLICT (consumer, stream_id) DO UPDATE "
+            "SET version = c.version RETURNING c.version",
             consumer,
             stream_id,
         )

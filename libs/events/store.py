@@ -199,8 +199,9 @@ class EventStore:
                 stream_id, expected, await self.stream_version(stream_id, conn=conn)
             )
         rows = sorted(rows, key=lambda r: r["version"])
+        # built from values this method just validated and stored: no second validation pass
         return [
-            Envelope(
+            Envelope.model_construct(
                 id=event_id,
                 stream_id=stream_id,
                 version=row["version"],
