@@ -42,7 +42,7 @@ def decode_cursor(cursor: str) -> int:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))["before"]
     except (ValueError, TypeError, KeyError, binascii.Error):
         value = None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
         raise ServiceError(422, "INVALID_CURSOR", "the cursor is not one this list gave out")
     return value
 

@@ -1,0 +1,498 @@
+"""Who may call what: every route the gateway serves, called by every kind of caller, answers
+the status this table gives. A route added without a row fails
+test_the_table_has_a_row_for_every_route_the_gateway_serves.
+
+Callers: anonymous; the owner (the requester whose ticket or token the call targets); another
+requester; an operator; an admin. Requesters get 404, never 403, for a ticket that is not theirs
+on the routes requesters may use; staff-only routes answer 403 to any requester."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.routing import BaseRoute
+from starlette.types import Message
+
+from services.gateway.people.ratelimit import Limit, RateLimits
+from services.gateway.people.security import SESSION_COOKIE
+from tests.gateway.helpers import PASSWORD, Member, Team, join, login, team_on_desk
+
+
+class Who(StrEnum):
+    ANONYMOUS = "anonymous"
+    OWNER = "owner"
+    OTHER = "other"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+ERROR_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND"}
+"""The error code each of these statuses carries on every route of the table."""
+
+DOCUMENTATION = frozenset(
+    {
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/redoc"),
+    }
+)
+"""FastAPI's own documentation routes: public by design, not part of the table."""
+
+ROOMY = RateLimits(
+    register_per_ip=Limit("register-ip", 1_000, 60), login_per_ip=Limit("login-ip", 1_000, 60)
+)
+"""Every call here comes from one address; rate limiting has its own tests."""
+
+_serial = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Call:
+    """The concrete request of one case; `cookie` replaces the caller's session when set."""
+
+    path: str
+    json: Any = None
+    params: dict[str, str] | None = None
+    cookie: str | None = None
+
+
+@dataclass
+class World:
+    """One deployment shared by every case: the team, a bystander, a custom ticket type and a
+    ticket of the owner's that read-only cases use (mutating cases make their own)."""
+
+    team: Team
+    bystander: Member
+    custom_type: str
+    ticket: str
+
+    def member(self, who: Who) -> Member | None:
+        return {
+            Who.ANONYMOUS: None,
+            Who.OWNER: self.team.alice,
+            Who.OTHER: self.team.bob,
+            Who.OPERATOR: self.team.operator,
+            Who.ADMIN: self.team.admin,
+        }[who]
+
+    @property
+    def app(self) -> FastAPI:
+        return self.team.gateway.app
+
+    async def fresh_ticket(self, *statuses: str) -> str:
+        """A new ticket of the owner's, moved through `statuses` by the operator."""
+        key: str = (await self.team.open_ticket())["key"]
+        await self.team.move(key, *statuses)
+        return key
+
+
+Prepare = Callable[[World, Who], Awaitable[Call]]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    route: str
+    expected: dict[Who, int]
+    prepare: Prepare
+    case: str = ""
+    """What the call does, when a route has several rows."""
+    streaming: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} {self.route}" + (f" [{self.case}]" if self.case else "")
+
+
+def expect(anonymous: int, owner: int, other: int, operator: int, admin: int) -> dict[Who, int]:
+    return {
+        Who.ANONYMOUS: anonymous,
+        Who.OWNER: owner,
+        Who.OTHER: other,
+        Who.OPERATOR: operator,
+        Who.ADMIN: admin,
+    }
+
+
+def everyone(status: int) -> dict[Who, int]:
+    return expect(status, status, status, status, status)
+
+
+def users(status: int) -> dict[Who, int]:
+    """Any signed-in user gets `status`; anonymous 401."""
+    return expect(401, status, status, status, status)
+
+
+def admins(status: int) -> dict[Who, int]:
+    return expect(401, 403, 403, 403, status)
+
+
+def staff(status: int) -> dict[Who, int]:
+    return expect(401, 403, 403, status, status)
+
+
+def ticket_users(status: int) -> dict[Who, int]:
+    """The owner and staff get `status`; another requester 404 (the ticket is not theirs)."""
+    return expect(401, status, 404, status, status)
+
+
+# How each case builds its request.
+
+
+def fixed(path: str, json: Any = None, params: dict[str, str] | None = None) -> Prepare:
+    async def prepare(world: World, who: Who) -> Call:
+        return Call(path, json, params)
+
+    return prepare
+
+
+def on_shared_ticket(suffix: str = "") -> Prepare:
+    async def prepare(world: World, who: Who) -> Call:
+        return Call(f"/api/v1/tickets/{world.ticket}{suffix}")
+
+    return prepare
+
+
+def on_fresh_ticket(
+    suffix: str,
+    json: Any = None,
+    *,
+    params: dict[str, str] | None = None,
+    statuses: tuple[str, ...] = (),
+    tag: str | None = None,
+) -> Prepare:
+    """A new ticket of the owner's (moved through `statuses`, tagged `tag`) for this case only."""
+
+    async def prepare(world: World, who: Who) -> Call:
+        key = await world.fresh_ticket(*statuses)
+        if tag is not None:
+            tagged = await world.team.client(world.team.operator).post(
+                f"/api/v1/tickets/{key}/tags", json={"tag": tag}
+            )
+            assert tagged.status_code == 200, tagged.text
+        return Call(f"/api/v1/tickets/{key}{suffix}", json, params)
+
+    return prepare
+
+
+async def register_someone_new(world: World, who: Who) -> Call:
+    email = f"new-{next(_serial)}@example.com"
+    return Call("/api/v1/auth/register", {"email": email, "name": "New", "password": PASSWORD})
+
+
+async def log_in_as_oneself(world: World, who: Who) -> Call:
+    member = world.member(who) or world.bystander
+    return Call("/api/v1/auth/login", {"email": member.email, "password": PASSWORD})
+
+
+async def log_out_a_fresh_session(world: World, who: Who) -> Call:
+    """Logout ends the session, so each case signs in anew rather than ending the shared one."""
+    member = world.member(who)
+    if member is None:
+        return Call("/api/v1/auth/logout")
+    client = world.team.gateway.client()
+    await login(client, member.email)
+    return Call("/api/v1/auth/logout", cookie=client.cookies.get(SESSION_COOKIE))
+
+
+async def revoke_a_token_of_the_owners(world: World, who: Who) -> Call:
+    made = await world.team.client(world.team.alice).post(
+        "/api/v1/tokens", json={"name": f"t{next(_serial)}", "scopes": ["api"]}
+    )
+    assert made.status_code == 201, made.text
+    return Call(f"/api/v1/tokens/{made.json()['id']}")
+
+
+async def give_the_bystander_a_role(world: World, who: Who) -> Call:
+    return Call(f"/api/v1/users/{world.bystander.id}", {"role": "requester"})
+
+
+async def define_a_new_type(world: World, who: Who) -> Call:
+    return Call("/api/v1/ticket-types", {"key": f"errand_{next(_serial)}", "name": "Errand"})
+
+
+async def revise_the_custom_type(world: World, who: Who) -> Call:
+    fields = [{"key": "room", "label": "Room", "type": "text"}]
+    return Call(f"/api/v1/ticket-types/{world.custom_type}", {"fields": fields})
+
+
+async def close_a_fresh_ticket_in_bulk(world: World, who: Who) -> Call:
+    return Call("/api/v1/tickets/bulk", {"keys": [await world.fresh_ticket()], "op": "close"})
+
+
+async def assign_a_fresh_ticket_to_the_operator(world: World, who: Who) -> Call:
+    key = await world.fresh_ticket()
+    return Call(f"/api/v1/tickets/{key}/assign", {"assignee_id": world.team.operator.id})
+
+
+async def relate_a_fresh_ticket_to_the_shared_one(world: World, who: Who) -> Call:
+    key = await world.fresh_ticket()
+    return Call(f"/api/v1/tickets/{key}/relations", {"relation": "related", "target": world.ticket})
+
+
+INCIDENT = {"type": "incident", "title": "Disk full", "fields": {"service": "db"}}
+
+ROWS: tuple[Row, ...] = (
+    Row("GET", "/healthz", everyone(200), fixed("/healthz")),
+    Row("GET", "/readyz", everyone(200), fixed("/readyz")),
+    Row("GET", "/metrics", everyone(200), fixed("/metrics")),
+    Row("POST", "/api/v1/auth/register", everyone(201), register_someone_new),
+    Row("POST", "/api/v1/auth/login", everyone(200), log_in_as_oneself),
+    Row("POST", "/api/v1/auth/logout", users(204), log_out_a_fresh_session),
+    Row("GET", "/api/v1/me", users(200), fixed("/api/v1/me")),
+    Row(
+        "POST",
+        "/api/v1/tokens",
+        users(201),
+        fixed("/api/v1/tokens", {"name": "ci", "scopes": ["api"]}),
+    ),
+    Row("GET", "/api/v1/tokens", users(200), fixed("/api/v1/tokens")),
+    Row(
+        "DELETE",
+        "/api/v1/tokens/{token_id}",
+        expect(401, 204, 404, 404, 404),
+        revoke_a_token_of_the_owners,
+        case="the owner's token",
+    ),
+    Row("GET", "/api/v1/users", admins(200), fixed("/api/v1/users")),
+    Row("PATCH", "/api/v1/users/{user_id}", admins(200), give_the_bystander_a_role),
+    Row("GET", "/api/v1/events", admins(200), fixed("/api/v1/events")),
+    Row("GET", "/api/v1/stream", users(200), fixed("/api/v1/stream"), streaming=True),
+    Row("GET", "/api/v1/ticket-types", users(200), fixed("/api/v1/ticket-types")),
+    Row("POST", "/api/v1/ticket-types", admins(201), define_a_new_type),
+    Row(
+        "GET",
+        "/api/v1/ticket-types/{key}",
+        users(200),
+        fixed("/api/v1/ticket-types/incident"),
+    ),
+    Row("PUT", "/api/v1/ticket-types/{key}", admins(200), revise_the_custom_type),
+    Row("POST", "/api/v1/tickets", users(201), fixed("/api/v1/tickets", INCIDENT)),
+    Row("GET", "/api/v1/tickets", users(200), fixed("/api/v1/tickets")),
+    Row("GET", "/api/v1/tickets/export.csv", users(200), fixed("/api/v1/tickets/export.csv")),
+    Row("POST", "/api/v1/tickets/bulk", staff(200), close_a_fresh_ticket_in_bulk),
+    Row("GET", "/api/v1/tickets/{key}", ticket_users(200), on_shared_ticket()),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/status",
+        expect(401, 403, 404, 200, 200),
+        on_fresh_ticket("/status", {"status": "in_progress"}),
+        case="start work on an open ticket",
+    ),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/status",
+        ticket_users(200),
+        on_fresh_ticket("/status", {"status": "open"}, statuses=("resolved",)),
+        case="reopen a resolved ticket",
+    ),
+    Row("POST", "/api/v1/tickets/{key}/assign", staff(200), assign_a_fresh_ticket_to_the_operator),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/priority",
+        staff(200),
+        on_fresh_ticket("/priority", {"priority": "urgent"}),
+    ),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/tags",
+        ticket_users(200),
+        on_fresh_ticket("/tags", {"tag": "billing"}),
+    ),
+    Row(
+        "DELETE",
+        "/api/v1/tickets/{key}/tags",
+        ticket_users(200),
+        on_fresh_ticket("/tags", params={"tag": "billing"}, tag="billing"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/comments",
+        ticket_users(201),
+        on_fresh_ticket("/comments", {"body": "any news?"}),
+        case="public",
+    ),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/comments",
+        expect(401, 403, 404, 201, 201),
+        on_fresh_ticket("/comments", {"body": "root cause: cron", "internal": True}),
+        case="internal",
+    ),
+    Row("GET", "/api/v1/tickets/{key}/comments", ticket_users(200), on_shared_ticket("/comments")),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/relations",
+        ticket_users(200),
+        relate_a_fresh_ticket_to_the_shared_one,
+    ),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/rating",
+        expect(401, 200, 404, 403, 403),
+        on_fresh_ticket("/rating", {"score": 5}, statuses=("resolved",)),
+        case="a resolved ticket",
+    ),
+    Row(
+        "POST",
+        "/api/v1/tickets/{key}/rating",
+        expect(401, 409, 404, 403, 403),
+        on_fresh_ticket("/rating", {"score": 5}),
+        case="an open ticket",
+    ),
+    Row("GET", "/api/v1/tickets/{key}/events", ticket_users(200), on_shared_ticket("/events")),
+)
+
+CASES = [pytest.param(row, who, id=f"{row.name} as {who}") for row in ROWS for who in Who]
+
+
+@pytest.fixture(scope="module")
+async def world(
+    server_urls: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    data_dir = tmp_path_factory.mktemp("authorization")
+    async with team_on_desk(server_urls, data_dir, rate_limits=ROOMY) as team:
+        gateway = team.gateway
+        bystander = await join(gateway, "bystander@example.com", role="requester", admin=None)
+        defined = await team.client(team.admin).post(
+            "/api/v1/ticket-types", json={"key": "chores", "name": "Chores"}
+        )
+        assert defined.status_code == 201, defined.text
+        ticket = (await team.open_ticket())["key"]
+        yield World(team=team, bystander=bystander, custom_type="chores", ticket=ticket)
+
+
+async def streaming_call(app: FastAPI, path: str, cookie: str | None) -> tuple[int, Any]:
+    """The status a streaming (SSE) route answers with, and an error's body: httpx's ASGI
+    transport waits for the whole body, which never ends, so drive the app directly and
+    disconnect once it has started answering."""
+    headers = [(b"host", b"test")]
+    if cookie is not None:
+        headers.append((b"cookie", f"{SESSION_COOKIE}={cookie}".encode()))
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("test", 80),
+    }
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    gone = asyncio.Event()
+    asked = False
+    body = bytearray()
+
+    async def receive() -> Message:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start" and not started.done():
+            started.set_result(int(message["status"]))
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    serving = asyncio.create_task(app(scope, receive, send))
+    try:
+        either: set[asyncio.Future[Any]] = {started, serving}
+        await asyncio.wait(either, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert started.done(), "the route answered nothing"
+        status = started.result()
+        if status < 400:
+            return status, None
+        await asyncio.wait_for(serving, timeout=5)  # an error answer ends
+        return status, json.loads(body)
+    finally:
+        gone.set()
+        with contextlib.suppress(TimeoutError):  # wait_for has cancelled it then
+            await asyncio.wait_for(serving, timeout=5)
+
+
+async def send(world: World, row: Row, who: Who, call: Call) -> tuple[int, Any]:
+    member = world.member(who)
+    cookie = call.cookie or (member.cookie if member is not None else None)
+    if row.streaming:
+        return await streaming_call(world.app, call.path, cookie)
+    client = world.team.gateway.client()
+    if cookie is not None:
+        client.cookies.set(SESSION_COOKIE, cookie)
+    response = await client.request(row.method, call.path, json=call.json, params=call.params)
+    is_json = response.headers.get("content-type", "").startswith("application/json")
+    return response.status_code, response.json() if is_json and response.content else response.text
+
+
+@pytest.mark.parametrize(("row", "who"), CASES)
+async def test_each_route_answers_each_kind_of_caller_as_the_table_says(
+    world: World, row: Row, who: Who
+) -> None:
+    call = await row.prepare(world, who)
+    status, body = await send(world, row, who, call)
+    expected = row.expected[who]
+    assert status == expected, f"{row.method} {call.path} as {who}: {status} {body}"
+    if status >= 400:
+        assert isinstance(body, dict) and set(body) == {"error"}, body
+        assert {"code", "message"} <= set(body["error"]), body
+        if status in ERROR_CODES:
+            assert body["error"]["code"] == ERROR_CODES[status], body
+
+
+def _flattened(routes: Iterable[BaseRoute]) -> Iterator[Any]:
+    """Every route, with included routers opened up (recent FastAPI keeps an included router as
+    one entry of app.routes, whose routes effective_route_contexts() lists)."""
+    for route in routes:
+        included = getattr(route, "effective_route_contexts", None)
+        if callable(included):
+            yield from included()
+        else:
+            yield route
+
+
+def served_routes(app: FastAPI) -> set[tuple[str, str]]:
+    served: set[tuple[str, str]] = set()
+    for route in _flattened(app.routes):
+        for method in getattr(route, "methods", None) or ():
+            if method != "HEAD":  # Starlette adds HEAD to every GET
+                served.add((method, route.path))
+    return served
+
+
+def documented_routes(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+
+
+async def test_the_table_has_a_row_for_every_route_the_gateway_serves(world: World) -> None:
+    served = served_routes(world.app)
+    assert documented_routes(world.app) <= served, "route listing missed documented routes"
+    in_table = {(row.method, row.route) for row in ROWS}
+    assert in_table - served == set(), "rows for routes the gateway does not serve"
+    assert served - DOCUMENTATION - in_table == set(), "routes without a row in the table"
+    assert any(path.startswith("/api/v1/") for _, path in in_table)
+
+
+def test_every_row_names_a_status_for_every_kind_of_caller() -> None:
+    for row in ROWS:
+        assert set(row.expected) == set(Who), row.name
