@@ -73,6 +73,9 @@ class Relay:
                 if stop.is_set():
                     return
             self.is_leader = True
+            # The checkpoint need not wait for a WAL flush: if a crash loses the last one, the
+            # relay republishes a few events, which JetStream and the consumers both drop.
+            await conn.execute("SET synchronous_commit = off")
             log.info("relay %s is the leader", self.name)
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             cursor = await self._load_checkpoint(conn)
