@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from libs.events.runtime import Deps, Service
 from services.gateway import events_api, health, stream, ticket_routes
-from services.gateway.errors import install_error_handlers
+from services.gateway.errors import API_ERRORS, install_error_handlers, refuse_nul_in_url
 from services.gateway.people import routes as people_routes
 from services.gateway.people.projection import PEOPLE_PROJECTION
 from services.gateway.secret import require_secret, resolve_secret
 
-ROUTERS = [
-    health.router,
-    events_api.router,
-    people_routes.router,
-    ticket_routes.router,
-    stream.router,
-]
+ROUTERS = [health.router]
+API_ROUTERS = [events_api.router, people_routes.router, ticket_routes.router, stream.router]
+"""The /api/v1 routers: each operation documents the error answers any of them may give, and
+refuses a NUL character in its path or query (Postgres can store none)."""
 
 
 def create_app(deps: Deps) -> FastAPI:
@@ -34,6 +31,8 @@ def create_app(deps: Deps) -> FastAPI:
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    for router in API_ROUTERS:
+        app.include_router(router, responses=API_ERRORS, dependencies=[Depends(refuse_nul_in_url)])
     return app
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.events.errors import ServiceError
@@ -30,6 +31,40 @@ _STATUS_CODES = {
 }
 
 
+_DESCRIPTIONS = {
+    400: "the request is malformed (e.g. its body is not JSON, or a cursor is not one we gave)",
+    401: "no valid session cookie or API token",
+    403: "the caller may not do this (role, token scope)",
+    404: "what the path names does not exist (or is not the caller's to see)",
+    409: "the request conflicts with the current state; the code says how",
+    422: "the request is not valid; details name the fields",
+    429: "rate limited; see Retry-After",
+    503: "a service or dependency is unavailable",
+    504: "a service did not answer in time",
+}
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="UPPER_SNAKE_CASE, stable: branch on this")
+    message: str = Field(description="a sentence for people")
+    details: Any = Field(default=None, description="more about the error, e.g. fields at fault")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring error answers (the ErrorOut shape) with these statuses."""
+    return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+"""What any /api/v1 operation may answer besides its success."""
+
+
 def error_response(
     status: int,
     code: str,
@@ -41,6 +76,34 @@ def error_response(
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def contains_nul(value: Any) -> bool:
+    """Whether a NUL character is anywhere in `value` (strings in nested dicts and lists too):
+    Postgres can store none in text or jsonb, so such input must be refused, not queried."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def refuse_nul_in_url(request: Request) -> None:
+    """Dependency of the /api/v1 routes: 422 for a NUL in a path or query parameter (bodies: the
+    input models, or the service behind, refuse it) before any of them reaches a query."""
+    if contains_nul(list(request.path_params.values())) or contains_nul(
+        request.query_params.multi_items()
+    ):
+        raise ServiceError(
+            422, "VALIDATION_ERROR", "the request is not valid", {"url": "contains NUL"}
+        )
 
 
 def _validation_details(exc: RequestValidationError) -> dict[str, str]:

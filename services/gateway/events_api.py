@@ -16,6 +16,18 @@ from services.gateway.deps import DepsDep
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
+POSITION_MAX = 2**63 - 1
+"""Global positions are Postgres bigints."""
+
+
+def parse_position(text: str) -> int | None:
+    """The position `text` spells in ASCII digits, or None (str.isdigit alone accepts e.g. "²",
+    which int() refuses, and no bound)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(POSITION_MAX)):
+        return None
+    position = int(text)
+    return position if position <= POSITION_MAX else None
+
 
 class EventOut(BaseModel):
     id: UUID
@@ -38,8 +50,12 @@ class EventPage(BaseModel):
 async def list_events(
     deps: DepsDep,
     _: AdminUser,
-    after: Annotated[int, Query(ge=0, description="position of the last event already seen")] = 0,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    after: Annotated[
+        int, Query(ge=0, le=POSITION_MAX, description="position of the last event already seen")
+    ] = 0,
+    cursor: Annotated[
+        str | None, Query(max_length=20, description="next_cursor of the previous page")
+    ] = None,
     type: Annotated[list[str] | None, Query(max_length=50)] = None,
     stream: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -49,9 +65,10 @@ async def list_events(
     Order is the order transactions committed in, so positions are not always increasing; always
     resume with the last position you received (`next_cursor`)."""
     if cursor is not None:
-        if not cursor.isdigit():
+        position = parse_position(cursor)
+        if position is None:
             raise ServiceError(400, "INVALID_CURSOR", "cursor must be a position")
-        after = int(cursor)
+        after = position
     try:
         start = await deps.store.cursor_at(after)
     except UnknownPosition as exc:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.gateway.deps import DepsDep
-from services.gateway.errors import error_response
+from services.gateway.errors import error_response, error_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -20,7 +20,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "a dependency is unreachable"}})
+@router.get("/readyz", responses=error_responses(503))
 async def readyz(deps: DepsDep) -> Response:
     """Ready when Postgres answers a query and the NATS connection is up."""
     checks: dict[str, str] = {}
@@ -35,7 +35,7 @@ async def readyz(deps: DepsDep) -> Response:
     return error_response(503, "NOT_READY", "a dependency is unreachable", checks)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics() -> Response:
     """Prometheus exposition of this process's metrics."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

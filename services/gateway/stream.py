@@ -21,6 +21,7 @@ from libs.events.runtime import Deps
 from libs.events.store import UnknownPosition, load_envelope
 from services.gateway.auth import CurrentUser, Principal
 from services.gateway.deps import DepsDep
+from services.gateway.events_api import parse_position
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -87,9 +88,10 @@ async def stream(
     async def frames() -> AsyncIterator[dict[str, str]]:
         sent: set[UUID] = set()
         try:
-            if last_event_id is not None and last_event_id.isdigit():
+            resume = parse_position(last_event_id) if last_event_id is not None else None
+            if resume is not None:
                 with contextlib.suppress(UnknownPosition):
-                    cursor = await deps.store.cursor_at(int(last_event_id))
+                    cursor = await deps.store.cursor_at(resume)
                     while True:
                         batch = await deps.store.read_batch(cursor, limit=500)
                         for envelope in batch.events:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from libs.events.errors import ServiceError
 from services.gateway.auth import AdminUser, CurrentUser, Principal, StaffUser
 from services.gateway.deps import DepsDep
+from services.gateway.errors import error_responses
 from services.gateway.ticket_models import (
     TICKET_KEY,
     AssignIn,
@@ -37,7 +38,8 @@ from services.gateway.ticket_models import (
     TicketTypeUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["tickets"])
+# every ticket operation is answered by the tickets service, over NATS
+router = APIRouter(prefix="/api/v1", tags=["tickets"], responses=error_responses(503, 504))
 
 Key = Annotated[str, Path(pattern=TICKET_KEY, description="ticket key, e.g. OPS-42")]
 TypeKey = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
@@ -132,7 +134,15 @@ async def list_tickets(
     return await _call(deps, request, who, "tickets.list", body)
 
 
-@router.get("/tickets/export.csv", response_class=Response)
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the tickets as CSV",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/tickets/export.csv", response_class=Response, responses=CSV)
 async def export_tickets(
     deps: DepsDep,
     request: Request,

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from libs.events.catalog.people import Scope
 from services.gateway.auth import Role
+from services.gateway.errors import contains_nul
 from services.gateway.people.domain import EMAIL_MAX, normalise_email, valid_email
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Body:
+        if contains_nul(self.model_dump()):
+            raise ValueError("must not contain a NUL character")
+        return self
 
 
 class RegisterIn(Body):

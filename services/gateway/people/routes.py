@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from libs.events.errors import ServiceError
 from services.gateway.auth import AdminUser, CurrentUser, Principal, forbidden
 from services.gateway.deps import DepsDep
+from services.gateway.errors import error_responses
 from services.gateway.people import handlers, queries, ratelimit, security
 from services.gateway.people.domain import email_hash
 from services.gateway.people.models import (
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["people"])
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
-LIMITED: dict[int | str, dict[str, Any]] = {429: {"description": "rate limited; see Retry-After"}}
+LIMITED = error_responses(429)
 
 
 def _limits(request: Request) -> ratelimit.RateLimits:
