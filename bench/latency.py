@@ -112,17 +112,17 @@ async def ours(
         timers=False,
         name="bench",
     )
-    deps = await system.start()
-
-    async def send(probe: Probe, i: int) -> None:
-        event_id = new_id()
-        probes[event_id] = probe
-        await deps.store.append(
-            f"lat{i}", [Sample(n=i)], expected_version=NO_STREAM, metadata=META, ids=[event_id]
-        )
-        probe.sent[event_id] = time.perf_counter()
-
     try:
+        deps = await system.start()
+
+        async def send(probe: Probe, i: int) -> None:
+            event_id = new_id()
+            probes[event_id] = probe
+            await deps.store.append(
+                f"lat{i}", [Sample(n=i)], expected_version=NO_STREAM, metadata=META, ids=[event_id]
+            )
+            probe.sent[event_id] = time.perf_counter()
+
         return await run_paced(Probe(), send, rate=rate, seconds=seconds)
     finally:
         await system.stop()
@@ -134,22 +134,8 @@ async def raw(env: BenchEnv, *, rate: float, seconds: float, size: int) -> Laten
     js = nc.jetstream()
     namespace = env.settings.namespace
     stream, subject = f"{namespace.upper()}_RAWLAT", f"{namespace}.rawlat"
-    await js.add_stream(
-        StreamConfig(
-            name=stream, subjects=[subject], storage=StorageType.FILE, duplicate_window=120
-        )
-    )
-    config = ConsumerConfig(
-        durable_name="rawlat",
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        ack_wait=60.0,
-        max_ack_pending=1000,
-    )
-    await js.add_consumer(stream, config)
-    sub = await js.pull_subscribe_bind("rawlat", stream=stream)
     probes: dict[int, Probe] = {}
-    consumer = asyncio.create_task(_consume(sub, probes))
+    consumer: asyncio.Task[None] | None = None
 
     async def send(probe: Probe, i: int) -> None:
         probes[i] = probe
@@ -158,11 +144,27 @@ async def raw(env: BenchEnv, *, rate: float, seconds: float, size: int) -> Laten
         await js.publish(subject, payload, headers={"Nats-Msg-Id": str(new_id())}, timeout=10.0)
 
     try:
+        await js.add_stream(
+            StreamConfig(
+                name=stream, subjects=[subject], storage=StorageType.FILE, duplicate_window=120
+            )
+        )
+        config = ConsumerConfig(
+            durable_name="rawlat",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=60.0,
+            max_ack_pending=1000,
+        )
+        await js.add_consumer(stream, config)
+        sub = await js.pull_subscribe_bind("rawlat", stream=stream)
+        consumer = asyncio.create_task(_consume(sub, probes))
         return await run_paced(Probe(), send, rate=rate, seconds=seconds)
     finally:
-        consumer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consumer
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
         with contextlib.suppress(Exception):
             await js.delete_stream(stream)
         await nc.close()

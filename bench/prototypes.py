@@ -247,7 +247,7 @@ class WakeRelay(Relay):
         settings: Settings,
         database_url: str,
     ) -> None:
-        super().__init__(store=store, js=js, settings=settings, database_url=database_url)
+        super().__init__(store=store, nc=nc, js=js, settings=settings, database_url=database_url)
         self.nc = nc
         self.wake = wake
         self.subject = subject

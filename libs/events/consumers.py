@@ -251,7 +251,7 @@ async def retry_parked(
         [envelope] = await dispatcher.store.read_stream(
             parked.stream_id, from_version=parked.version, to_version=parked.version
         )
-        async with pool.acquire() as conn, conn.transaction():
+        async with dispatcher.store.transaction() as conn:
             await dispatcher.run_handler(conn, envelope)
             await conn.execute(
                 "UPDATE eventstore.parked_events SET resolved_at = now() "

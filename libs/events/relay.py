@@ -1,8 +1,10 @@
 """The outbox relay: publishes every committed event to JetStream, in commit order, exactly once
 from the log's point of view (Nats-Msg-Id = event id), resuming from its checkpoint after a crash.
 
-One relay per database holds a session advisory lock; other replicas wait as hot standbys. Wake-ups
-come from LISTEN/NOTIFY (a hint, never the data); the read is the store's gap-safe batch read.
+One relay per database holds a session advisory lock; other replicas wait as hot standbys. The
+store publishes a wake-up on core NATS after each commit that appended (a hint, never the data;
+Postgres NOTIFY would serialise every commit); a short safety tick covers a lost wake-up and
+writers outside OpsLedger. The read is the store's gap-safe batch read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import time
 
 import asyncpg
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Counter, Histogram
 
@@ -24,10 +28,9 @@ from libs.events.store import CommitCursor, EventStore, dump_envelope
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_311_002
-NOTIFY_CHANNEL = "eventstore_appended"
 BATCH = 500
 HELD_BACK_RETRY_S = 0.002
-SAFETY_WAKE_S = 1.0
+SAFETY_WAKE_S = 0.25
 
 PUBLISHED = Counter("opsledger_relay_published_total", "Events published to JetStream by the relay")
 PUBLISH_SECONDS = Histogram(
@@ -40,12 +43,14 @@ class Relay:
         self,
         *,
         store: EventStore,
+        nc: NatsClient,
         js: JetStreamContext,
         settings: Settings,
         database_url: str,
         name: str = "relay",
     ) -> None:
         self.store = store
+        self.nc = nc
         self.js = js
         self.settings = settings
         self.database_url = database_url
@@ -77,28 +82,35 @@ class Relay:
             # relay republishes a few events, which JetStream and the consumers both drop.
             await conn.execute("SET synchronous_commit = off")
             log.info("relay %s is the leader", self.name)
-            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            cursor = await self._load_checkpoint(conn)
-            while not stop.is_set():
-                self._wake.clear()
-                batch = await self.store.read_batch(cursor, limit=BATCH, conn=conn)
-                if batch.events:
-                    await self._publish(batch.events)
-                    cursor = batch.cursor
-                    await self._save_checkpoint(conn, cursor)
-                if len(batch.events) == BATCH:
-                    continue
-                if batch.held_back:
-                    # committed rows sit behind an older transaction still running: look again soon
-                    await asyncio.sleep(HELD_BACK_RETRY_S)
-                    continue
-                await self._sleep_until_woken(stop)
+            wake_up = await self.nc.subscribe(self.settings.relay_wake_subject, cb=self._on_wake)
+            try:
+                await self._relay(conn, stop)
+            finally:
+                with contextlib.suppress(Exception):
+                    await wake_up.unsubscribe()
         finally:
             self.is_leader = False
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    def _on_notify(self, *_: object) -> None:
+    async def _relay(self, conn: Conn, stop: asyncio.Event) -> None:
+        cursor = await self._load_checkpoint(conn)
+        while not stop.is_set():
+            self._wake.clear()
+            batch = await self.store.read_batch(cursor, limit=BATCH, conn=conn)
+            if batch.events:
+                await self._publish(batch.events)
+                cursor = batch.cursor
+                await self._save_checkpoint(conn, cursor)
+            if len(batch.events) == BATCH:
+                continue
+            if batch.held_back:
+                # committed rows sit behind an older transaction still running: look again soon
+                await asyncio.sleep(HELD_BACK_RETRY_S)
+                continue
+            await self._sleep_until_woken(stop)
+
+    async def _on_wake(self, _: Msg) -> None:
         self._wake.set()
 
     async def _sleep_until_woken(self, stop: asyncio.Event) -> None:

@@ -169,7 +169,7 @@ class ServiceRunner:
         try:
             envelopes = [load_envelope(msg.data) for msg in messages]
             outcomes: list[bool] = []
-            async with self.deps.pool.acquire() as conn, conn.transaction():
+            async with self.deps.store.transaction() as conn:
                 async with asyncio.timeout(self.deps.settings.handler_timeout_s):
                     for envelope in envelopes:  # in order: order within a stream matters
                         outcomes.append(await dispatcher.apply(conn, envelope))
@@ -193,7 +193,7 @@ class ServiceRunner:
         attempt = msg.metadata.num_delivered or 1
         settings = self.deps.settings
         try:
-            async with self.deps.pool.acquire() as conn, conn.transaction():
+            async with self.deps.store.transaction() as conn:
                 processed = await asyncio.wait_for(
                     dispatcher.apply(conn, envelope), timeout=settings.handler_timeout_s
                 )

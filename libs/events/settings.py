@@ -50,5 +50,10 @@ class Settings(BaseSettings):
         """`ns.ev.>` for everything, `ns.ev.ticket.>` for one category."""
         return f"{self.namespace}.ev.{prefix + '.' if prefix else ''}>"
 
+    @property
+    def relay_wake_subject(self) -> str:
+        """Core NATS subject the store publishes on after a commit that appended events."""
+        return f"{self.namespace}.relay.wake"
+
     def rpc_subject(self, service: str, method: str) -> str:
         return f"{self.namespace}.rpc.{service}.{method}"

@@ -10,9 +10,10 @@ are never serialised. `position` is an event's global id; `after=<position>` res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,9 +121,30 @@ class Batch:
 class EventStore:
     """Append to and read from the log. Pass `conn` to join a caller's transaction."""
 
-    def __init__(self, pool: asyncpg.Pool, *, registry: EventRegistry = REGISTRY) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        registry: EventRegistry = REGISTRY,
+        wake: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.pool = pool
         self.registry = registry
+        self.wake = wake
+        """Called after a commit that appended events: tells the relay there is work."""
+
+    async def committed(self) -> None:
+        """Wake the relay; call after committing a transaction that appended through `conn`."""
+        if self.wake is not None:
+            with contextlib.suppress(Exception):  # a lost wake-up costs latency, never events
+                await self.wake()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A pooled connection in a transaction; the relay is woken once it has committed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+        await self.committed()
 
     async def append(
         self,
@@ -163,9 +185,14 @@ class EventStore:
             try:
                 if conn is None:
                     async with self.pool.acquire() as own:
-                        return await self._append(own, args, events, event_ids, metadata)
+                        written = await self._append(own, args, events, event_ids, metadata)
+                    await self.committed()
+                    return written
                 async with conn.transaction():  # a savepoint inside the caller's transaction
-                    return await self._append(conn, args, events, event_ids, metadata)
+                    written = await self._append(conn, args, events, event_ids, metadata)
+                if not conn.is_in_transaction():  # that transaction was the outermost one
+                    await self.committed()
+                return written
             except ConcurrencyError as exc:
                 # checked after the failed statement's connection or savepoint is released
                 stored = await self._already_appended(stream_id, event_ids, conn=conn)

@@ -31,10 +31,15 @@ async def open_deps(
         await pool.close()
         raise
     js = nc.jetstream()
+    wake_subject = settings.relay_wake_subject
+
+    async def wake_relay() -> None:
+        await nc.publish(wake_subject, b"")
+
     return Deps(
         settings=settings,
         pool=pool,
-        store=EventStore(pool),
+        store=EventStore(pool, wake=wake_relay),
         nc=nc,
         js=js,
         rpc=RpcClient(nc=nc, settings=settings),
@@ -84,7 +89,11 @@ class System:
         await prepare(deps, self.services)
         if self.relay:
             self.relay_worker = Relay(
-                store=deps.store, js=deps.js, settings=self.settings, database_url=self.database_url
+                store=deps.store,
+                nc=deps.nc,
+                js=deps.js,
+                settings=self.settings,
+                database_url=self.database_url,
             )
             self._tasks.append(asyncio.create_task(self.relay_worker.run(self._stop)))
         if self.timers:

@@ -79,6 +79,8 @@ async def schedule(
             metadata.model_dump_json(),
         )
         await conn.execute("SELECT pg_notify($1, '')", TIMER_CHANNEL)
+    if not conn.is_in_transaction():
+        await store.committed()
     return timer_id
 
 
@@ -158,7 +160,7 @@ class TimerScheduler:
 
     async def fire_due(self) -> int:
         """Fire every timer due now (up to one batch); returns how many were claimed."""
-        async with self.store.pool.acquire() as conn, conn.transaction():
+        async with self.store.transaction() as conn:
             rows = await conn.fetch(
                 "SELECT timer_id, target_stream, event_type, event_data, metadata "
                 "FROM eventstore.timers WHERE state = 'pending' AND due_at <= now() "

@@ -80,7 +80,7 @@ class TicketCommands:
         stream = ticket_stream(key)
         for attempt in range(ATTEMPTS):
             try:
-                async with self.deps.pool.acquire() as conn, conn.transaction():
+                async with self.deps.store.transaction() as conn:
                     await lock_stream(conn, stream)
                     state, history = await self.load(key, conn=conn)
                     decision = domain.decide(state, command)
@@ -102,7 +102,7 @@ class TicketCommands:
         duplicate: the n-th ticket's key event is event n of the `ticketkeys` stream)."""
         for attempt in range(ATTEMPTS):
             try:
-                async with self.deps.pool.acquire() as conn, conn.transaction():
+                async with self.deps.store.transaction() as conn:
                     await lock_stream(conn, KEYS_STREAM)
                     taken = await self.deps.store.stream_version(KEYS_STREAM, conn=conn)
                     events = domain.decide_create(command, number=taken + 1)
@@ -135,7 +135,7 @@ class TicketCommands:
     ) -> queries.TypeRow:
         """Version 1 of a new type (409 TYPE_EXISTS when the key is taken)."""
         ids = [uuid.uuid5(_SEED_IDS, key)] if builtin else None
-        async with self.deps.pool.acquire() as conn, conn.transaction():
+        async with self.deps.store.transaction() as conn:
             await lock_stream(conn, type_stream(key))
             current = await self.deps.store.stream_version(type_stream(key), conn=conn)
             event = domain.decide_define_type(
@@ -159,7 +159,7 @@ class TicketCommands:
         self, *, key: str, name: str | None, schema: TicketTypeSchema, meta: Metadata
     ) -> queries.TypeRow:
         """A new schema version of an existing type."""
-        async with self.deps.pool.acquire() as conn, conn.transaction():
+        async with self.deps.store.transaction() as conn:
             await lock_stream(conn, type_stream(key))
             current = await queries.ticket_type(conn, key)
             version = await self.deps.store.stream_version(type_stream(key), conn=conn)

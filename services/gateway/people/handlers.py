@@ -86,7 +86,7 @@ async def register(
     password_hash = await security.hash_password(password)
     user_id = str(new_id())
     meta = metadata(Actor(kind=ActorKind.USER, id=user_id), correlation_id)
-    async with deps.pool.acquire() as conn, conn.transaction():
+    async with deps.store.transaction() as conn:
         try:
             claim = UserEmailClaimed(email_hash=email_hash(email), user_id=user_id)
             await deps.store.append(
@@ -136,7 +136,7 @@ async def authenticate(deps: Deps, *, email: str, password: str) -> UserRow | No
             user_id=user.id, password_hash=await security.hash_password(password)
         )
         meta = metadata(Actor(kind=ActorKind.USER, id=user.id), None)
-        async with deps.pool.acquire() as conn, conn.transaction():
+        async with deps.store.transaction() as conn:
             await _append(
                 deps, conn, user_stream(user.id), [fresh], expected_version=ANY, meta=meta
             )
@@ -155,7 +155,7 @@ async def start_session(
         expires_at=datetime.now(UTC) + SESSION_LIFETIME,
     )
     meta = metadata(Actor(kind=ActorKind.USER, id=user.id), correlation_id)
-    async with deps.pool.acquire() as conn, conn.transaction():
+    async with deps.store.transaction() as conn:
         await _append(
             deps, conn, session_stream(session_id), [started], expected_version=NO_STREAM, meta=meta
         )
@@ -173,7 +173,7 @@ async def end_session(
 ) -> None:
     ended = SessionEnded(session_id=session_id, user_id=user_id, reason=reason)
     try:
-        async with deps.pool.acquire() as conn, conn.transaction():
+        async with deps.store.transaction() as conn:
             await _append(
                 deps,
                 conn,
@@ -205,7 +205,7 @@ async def create_token(
         scopes=scopes,
         token_hash=security.digest(token),
     )
-    async with deps.pool.acquire() as conn, conn.transaction():
+    async with deps.store.transaction() as conn:
         await _append(
             deps,
             conn,
@@ -227,7 +227,7 @@ async def revoke_token(
         return
     revoked = TokenRevoked(token_id=token_id, user_id=owner_id)
     try:
-        async with deps.pool.acquire() as conn, conn.transaction():
+        async with deps.store.transaction() as conn:
             await _append(
                 deps,
                 conn,
@@ -254,7 +254,7 @@ async def change_role(
     meta = metadata(actor, correlation_id)
     for attempt in range(1, ROLE_CHANGE_ATTEMPTS + 1):
         try:
-            async with deps.pool.acquire() as conn, conn.transaction():
+            async with deps.store.transaction() as conn:
                 user_events = await deps.store.read_stream(user_stream(user_id), conn=conn)
                 user = fold_user(REGISTRY.load(e) for e in user_events)
                 if user is None:
