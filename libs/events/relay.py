@@ -24,6 +24,7 @@ from libs.events.db import Conn, connect
 from libs.events.envelope import Envelope
 from libs.events.settings import Settings
 from libs.events.store import CommitCursor, EventStore, dump_envelope
+from libs.events.wakeups import sleep_until_woken
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +109,10 @@ class Relay:
                 # committed rows sit behind an older transaction still running: look again soon
                 await asyncio.sleep(HELD_BACK_RETRY_S)
                 continue
-            await self._sleep_until_woken(stop)
+            await sleep_until_woken(stop, self._wake, SAFETY_WAKE_S)
 
     async def _on_wake(self, _: Msg) -> None:
         self._wake.set()
-
-    async def _sleep_until_woken(self, stop: asyncio.Event) -> None:
-        stopping = asyncio.create_task(stop.wait())
-        woken = asyncio.create_task(self._wake.wait())
-        try:
-            await asyncio.wait(
-                {stopping, woken}, timeout=SAFETY_WAKE_S, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stopping.cancel()
-            woken.cancel()
 
     async def _publish(self, events: list[Envelope]) -> None:
         started = time.perf_counter()

@@ -24,6 +24,7 @@ from libs.events.db import Conn, connect
 from libs.events.envelope import Metadata, new_id
 from libs.events.registry import REGISTRY, DomainEvent
 from libs.events.store import ANY, NO_STREAM, ConcurrencyError, EventStore
+from libs.events.wakeups import sleep_until_woken
 
 log = logging.getLogger(__name__)
 
@@ -142,21 +143,10 @@ class TimerScheduler:
                     delay = min(
                         MAX_SLEEP_S, max(0.0, (next_due - datetime.now(UTC)).total_seconds())
                     )
-                await self._sleep(stop, delay)
+                await sleep_until_woken(stop, self._wake, delay)
         finally:
             with contextlib.suppress(Exception):
                 await listener.close()
-
-    async def _sleep(self, stop: asyncio.Event, delay: float) -> None:
-        stopping = asyncio.create_task(stop.wait())
-        woken = asyncio.create_task(self._wake.wait())
-        try:
-            await asyncio.wait(
-                {stopping, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stopping.cancel()
-            woken.cancel()
 
     async def fire_due(self) -> int:
         """Fire every timer due now (up to one batch); returns how many were claimed."""
