@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from libs.events.catalog.tickets import TicketApprovalDecided, TicketApprovalRequested
 from libs.events.consumers import list_parked
 from libs.events.envelope import Actor, Metadata
-from libs.events.runtime import Deps
+from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
 from libs.events.store import ANY
 from libs.events.system import System
@@ -58,9 +58,15 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: Settings, database_url: str, nats_url: str, *, replica: str = "r1"
+    settings: Settings,
+    database_url: str,
+    nats_url: str,
+    *,
+    replica: str = "r1",
+    services: Sequence[Service] = (SERVICE,),
 ) -> AsyncIterator[Gateway]:
-    """The gateway service in its own System (as `opsledger run gateway` would start it)."""
+    """The gateway service in its own System (as `opsledger run gateway` would start it), or
+    with other `services` beside it in the same process."""
     own = settings.model_copy(
         update={"database_url": database_url, "data_dir": settings.data_dir / replica}
     )
@@ -68,7 +74,7 @@ async def running_gateway(
         settings=own,
         database_url=database_url,
         nats_url=nats_url,
-        services=[SERVICE],
+        services=services,
         timers=False,
         name=f"gateway-{replica}",
     )
@@ -127,8 +133,6 @@ class SignedIn(Protocol):
 
 # A gateway with the tickets service behind it, and a signed-in team on it (ticket route tests).
 
-DESK_DRAIN_TIMEOUT_S = 0.25
-"""See tests/tickets/conftest.py: keeps the NATS drain from waiting its full 30s at shutdown."""
 APPROVALS_META = Metadata(actor=Actor.service("approvals"), service="approvals")
 
 
@@ -158,25 +162,10 @@ async def running_desk(
     settings: Settings, database_url: str, nats_url: str, *, replica: str = "desk"
 ) -> AsyncIterator[Gateway]:
     """The gateway and the tickets service in one System (a single-process deployment)."""
-    own = settings.model_copy(
-        update={"database_url": database_url, "data_dir": settings.data_dir / replica}
-    )
-    system = System(
-        settings=own,
-        database_url=database_url,
-        nats_url=nats_url,
-        services=[SERVICE, TICKETS],
-        timers=False,
-        name=f"desk-{replica}",
-    )
-    async with system as deps:
-        deps.nc.options["drain_timeout"] = DESK_DRAIN_TIMEOUT_S
-        gateway = Gateway(deps=deps, app=create_app(deps))
-        try:
-            yield gateway
-            await settle(deps)
-        finally:
-            await gateway.close()
+    async with running_gateway(
+        settings, database_url, nats_url, replica=replica, services=(SERVICE, TICKETS)
+    ) as gateway:
+        yield gateway
 
 
 @dataclass(frozen=True)

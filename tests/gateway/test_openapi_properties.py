@@ -99,7 +99,6 @@ NO_RATE_LIMITS = ratelimit.RateLimits(
     login_per_ip=UNLIMITED,
     login_failures_per_account=UNLIMITED,
 )
-DRAIN_TIMEOUT_S = 0.25  # see tests/tickets/conftest.py
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,6 @@ async def running_system(
         name="openapi",
     )
     async with system as deps:
-        deps.nc.options["drain_timeout"] = DRAIN_TIMEOUT_S
         yield deps
 
 

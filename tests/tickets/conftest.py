@@ -12,11 +12,6 @@ from libs.events.testing import eventually
 from services.tickets.app import SERVICE
 from tests.tickets.support import PEOPLE, Desk, register
 
-DRAIN_TIMEOUT_S = 0.25
-"""nats-py's fetch() can leave a pull subscription's queue with an unfinished task; the runner
-does not unsubscribe its pull subscriptions on stop, so drain() then waits its full timeout
-(30s by default) at every such shutdown. Reported; until the runtime unsubscribes, keep it short."""
-
 
 def tickets_system(settings: Settings, database_url: str, nats_url: str, name: str) -> System:
     own = settings.model_copy(
@@ -35,7 +30,6 @@ def tickets_system(settings: Settings, database_url: str, nats_url: str, name: s
 @pytest.fixture
 async def desk(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Desk]:
     async with tickets_system(settings, database_url, nats_url, "r1") as deps:
-        deps.nc.options["drain_timeout"] = DRAIN_TIMEOUT_S
         for who, role in PEOPLE.items():
             await register(deps, who, role)
 
