@@ -228,12 +228,16 @@ class ParkedEvent:
     attempts: int
 
 
-async def list_parked(pool: asyncpg.Pool, *, consumer: str | None = None) -> list[ParkedEvent]:
+async def list_parked(
+    pool: asyncpg.Pool, *, consumer: str | None = None, event_id: UUID | None = None
+) -> list[ParkedEvent]:
     rows = await pool.fetch(
         "SELECT consumer, event_id, stream_id, version, type, error, attempts "
         "FROM eventstore.parked_events WHERE resolved_at IS NULL "
-        "AND ($1::text IS NULL OR consumer = $1) ORDER BY parked_at",
+        "AND ($1::text IS NULL OR consumer = $1) AND ($2::uuid IS NULL OR event_id = $2) "
+        "ORDER BY parked_at",
         consumer,
+        event_id,
     )
     return [ParkedEvent(**dict(r)) for r in rows]
 
@@ -244,8 +248,8 @@ async def retry_parked(
     """Run parked handlers for `event_id` again; resolved ones leave the list. Returns how many
     succeeded; a failure raises and the event stays parked."""
     done = 0
-    for parked in await list_parked(pool):
-        if parked.event_id != event_id or parked.consumer not in dispatchers:
+    for parked in await list_parked(pool, event_id=event_id):
+        if parked.consumer not in dispatchers:
             continue
         dispatcher = dispatchers[parked.consumer]
         [envelope] = await dispatcher.store.read_stream(

@@ -194,10 +194,13 @@ class EventStore:
                     await self.committed()
                 return written
             except ConcurrencyError as exc:
-                # checked after the failed statement's connection or savepoint is released
-                stored = await self._already_appended(stream_id, event_ids, conn=conn)
-                if stored is not None:
-                    return stored
+                # A retry of an earlier append carries that append's ids (ids minted here are
+                # new, so cannot be stored yet). Checked after the failed statement's
+                # connection or savepoint is released.
+                if ids is not None:
+                    stored = await self._already_appended(stream_id, event_ids, conn=conn)
+                    if stored is not None:
+                        return stored
                 if attempt < attempts:
                     if attempt > 2:
                         await asyncio.sleep(random.uniform(0, 0.002 * attempt))
