@@ -16,7 +16,7 @@ from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
 from libs.events.store import ANY, NO_STREAM, dump_envelope
 from libs.events.system import System
-from libs.events.testing import eventually
+from libs.events.testing import eventually, isolated_system
 from tests.demo_service import DEMO
 from tests.events_for_tests import Counted, Poison
 
@@ -33,14 +33,12 @@ def make_system(
     relay: bool = True,
     timers: bool = False,
 ) -> System:
-    own = settings.model_copy(
-        update={"database_url": database_url, "data_dir": settings.data_dir / replica}
-    )
-    return System(
-        settings=own,
-        database_url=database_url,
-        nats_url=nats_url,
+    return isolated_system(
+        settings,
+        database_url,
+        nats_url,
         services=services,
+        replica=replica,
         relay=relay,
         timers=timers,
     )

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,7 +15,37 @@ import asyncpg
 import nats
 from nats.js.errors import NotFoundError
 
+from libs.events.runtime import Service
+from libs.events.settings import Settings
+from libs.events.system import System
+
 T = TypeVar("T")
+
+
+def isolated_system(
+    settings: Settings,
+    database_url: str,
+    nats_url: str,
+    *,
+    services: Sequence[Service],
+    replica: str = "r1",
+    relay: bool = True,
+    timers: bool = False,
+) -> System:
+    """One replica of a test deployment: `services` on this database and namespace, with its own
+    data dir under settings.data_dir (replicas of one deployment share the rest)."""
+    own = settings.model_copy(
+        update={"database_url": database_url, "data_dir": settings.data_dir / replica}
+    )
+    return System(
+        settings=own,
+        database_url=database_url,
+        nats_url=nats_url,
+        services=services,
+        relay=relay,
+        timers=timers,
+        name=replica,
+    )
 
 
 def with_database(url: str, database: str) -> str:

@@ -18,10 +18,10 @@ from libs.events.envelope import Actor, Metadata
 from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
 from libs.events.store import ANY
-from libs.events.system import System
 from libs.events.testing import (
     delete_namespace_streams,
     eventually,
+    isolated_system,
     scratch_database,
     unique_name,
 )
@@ -67,17 +67,7 @@ async def running_gateway(
 ) -> AsyncIterator[Gateway]:
     """The gateway service in its own System (as `opsledger run gateway` would start it), or
     with other `services` beside it in the same process."""
-    own = settings.model_copy(
-        update={"database_url": database_url, "data_dir": settings.data_dir / replica}
-    )
-    system = System(
-        settings=own,
-        database_url=database_url,
-        nats_url=nats_url,
-        services=services,
-        timers=False,
-        name=f"gateway-{replica}",
-    )
+    system = isolated_system(settings, database_url, nats_url, services=services, replica=replica)
     async with system as deps:
         gateway = Gateway(deps=deps, app=create_app(deps))
         try:

@@ -51,8 +51,7 @@ from schemathesis.specs.openapi.checks import (
 from libs.events.embedded import LOCALHOST, free_port
 from libs.events.runtime import Deps
 from libs.events.settings import Settings
-from libs.events.system import System
-from libs.events.testing import eventually
+from libs.events.testing import eventually, isolated_system
 from services.gateway import app as gateway_app
 from services.gateway.people import ratelimit
 from services.gateway.people.security import SESSION_COOKIE
@@ -167,18 +166,8 @@ async def running_system(
     settings: Settings, database_url: str, nats_url: str
 ) -> AsyncIterator[Deps]:
     """The gateway and the tickets service in one System, as `opsledger dev` runs them."""
-    own = settings.model_copy(
-        update={"database_url": database_url, "data_dir": settings.data_dir / "r1"}
-    )
-    system = System(
-        settings=own,
-        database_url=database_url,
-        nats_url=nats_url,
-        services=[gateway_app.SERVICE, tickets_app.SERVICE],
-        timers=False,
-        name="openapi",
-    )
-    async with system as deps:
+    services = [gateway_app.SERVICE, tickets_app.SERVICE]
+    async with isolated_system(settings, database_url, nats_url, services=services) as deps:
         yield deps
 
 

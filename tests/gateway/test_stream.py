@@ -16,7 +16,7 @@ import pytest
 from libs.events.devstack import serve_http
 from libs.events.embedded import free_port
 from libs.events.settings import Settings
-from libs.events.system import System
+from libs.events.testing import isolated_system
 from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.app import create_app
 from services.tickets.app import SERVICE as TICKETS
@@ -46,10 +46,8 @@ class Live:
 
 @pytest.fixture
 async def live(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Live]:
-    own = settings.model_copy(update={"database_url": database_url})
-    async with System(
-        settings=own, database_url=database_url, nats_url=nats_url, services=[GATEWAY, TICKETS]
-    ) as deps:
+    system = isolated_system(settings, database_url, nats_url, services=[GATEWAY, TICKETS])
+    async with system as deps:
         port = free_port()
         server, serving = await serve_http(create_app(deps), host="127.0.0.1", port=port)
         try:

@@ -8,23 +8,13 @@ import pytest
 
 from libs.events.settings import Settings
 from libs.events.system import System
-from libs.events.testing import eventually
+from libs.events.testing import eventually, isolated_system
 from services.tickets.app import SERVICE
 from tests.tickets.support import PEOPLE, Desk, register
 
 
 def tickets_system(settings: Settings, database_url: str, nats_url: str, name: str) -> System:
-    own = settings.model_copy(
-        update={"database_url": database_url, "data_dir": settings.data_dir / name}
-    )
-    return System(
-        settings=own,
-        database_url=database_url,
-        nats_url=nats_url,
-        services=(SERVICE,),
-        timers=False,
-        name=name,
-    )
+    return isolated_system(settings, database_url, nats_url, services=(SERVICE,), replica=name)
 
 
 @pytest.fixture
