@@ -18,9 +18,10 @@ from bench.events import META, Sample
 from bench.harness import paced, settle
 from bench.servers import BenchEnv
 from libs.events.bus import connect_nats
+from libs.events.consumer_loop import FETCH_BATCH
 from libs.events.consumers import Consumer, HandlerContext
 from libs.events.envelope import new_id
-from libs.events.runtime import FETCH_BATCH, Service
+from libs.events.runtime import Service
 from libs.events.store import NO_STREAM
 from libs.events.system import System
 

@@ -29,3 +29,20 @@ def _renamed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
 @event("test.poison")
 class Poison(DomainEvent):
     fail_times: int
+
+
+@event("test.flaky")
+class Flaky(DomainEvent):
+    """Its handler (tests/faulty_service.py) is slow for the first `slow_times` attempts and
+    fails for the first `fail_times`; attempts are counted outside the handler's transaction."""
+
+    fail_times: int = 0
+    slow_times: int = 0
+    slow_s: float = 0.0
+
+
+@event("test.appends_twice")
+class AppendsTwice(DomainEvent):
+    """Its handler appends to one stream twice in one run."""
+
+    stream_id: str

@@ -1,26 +1,46 @@
 """Consumers: how one event reaches a service's handlers exactly once and in stream order.
 
 The bus delivers at least once and, with replicas, not always in order. Each consumer keeps the
-last version it processed per stream (eventstore.consumer_streams), locked FOR UPDATE in the same
+last version it passed per stream (libs/events/checkpoints.py), locked FOR UPDATE in the same
 transaction as the handler's writes: a repeat is skipped, and a version arriving after a gap first
 fetches the missing events from the store. The store, not the bus, is what a handler trusts.
+Every handler runs under its own time limit, and a failure names the event it failed on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
+from libs.events.checkpoints import Checkpoint, lock_checkpoints, save_checkpoints
 from libs.events.db import Conn
 from libs.events.envelope import Actor, Envelope, Metadata
+from libs.events.parking import ParkedEvent, list_parked, park, retry_parked
 from libs.events.registry import REGISTRY, DomainEvent, EventRegistry
 from libs.events.settings import Settings
 from libs.events.store import EventStore
+
+__all__ = [  # parking lives in its own module; these names stay importable from here
+    "Consumer",
+    "Dispatcher",
+    "HandlerContext",
+    "HandlerFailed",
+    "ParkedEvent",
+    "ReplayInProgress",
+    "append_and_project",
+    "list_parked",
+    "park",
+    "retry_parked",
+]
+
+REPLAY_LOCK = 7_311_003
+"""Advisory lock class: a replay holds (REPLAY_LOCK, hashtext(consumer)) exclusively; live
+transactions of that consumer try it shared, and step aside while a replay runs."""
 
 
 @dataclass
@@ -33,6 +53,7 @@ class HandlerContext:
     consumer: str
     service: str
     settings: Settings
+    _appends: int = field(default=0, init=False)
 
     @property
     def metadata(self) -> Metadata:
@@ -47,10 +68,14 @@ class HandlerContext:
     async def append(
         self, stream_id: str, events: Sequence[DomainEvent], *, expected_version: int
     ) -> list[Envelope]:
-        """Append in this transaction. Ids derive from (consumer, causing event), so a handler run
-        twice for the same event can never write its events twice."""
+        """Append in this transaction. Ids derive from (consumer, causing event, stream, which
+        append of this handler run), so a handler run twice for the same event can never write its
+        events twice, and two appends to one stream in one run are two appends."""
+        call = self._appends
+        self._appends += 1
+        suffix = "" if call == 0 else f"#{call}"  # the first append keeps the ids it always had
         ids = [
-            uuid.uuid5(self.envelope.id, f"{self.consumer}/{stream_id}/{i}")
+            uuid.uuid5(self.envelope.id, f"{self.consumer}/{stream_id}{suffix}/{i}")
             for i in range(len(events))
         ]
         return await self.store.append(
@@ -89,6 +114,10 @@ class Consumer:
         return categories.pop() if len(categories) == 1 else ""
 
 
+class ReplayInProgress(Exception):
+    """A replay of this consumer is running: live work waits until it has finished."""
+
+
 class HandlerFailed(Exception):
     """A handler raised; `envelope` is the event it failed on (maybe a gap event, not the one
     delivered)."""
@@ -101,7 +130,7 @@ class HandlerFailed(Exception):
 
 @dataclass
 class Dispatcher:
-    """Runs a consumer's handlers for an envelope inside a caller's transaction."""
+    """Runs a consumer's handlers for envelopes inside a caller's transaction."""
 
     consumer: Consumer
     service: str
@@ -110,26 +139,58 @@ class Dispatcher:
     registry: EventRegistry = REGISTRY
 
     async def apply(self, conn: Conn, envelope: Envelope) -> bool:
-        """Process `envelope` (and any gap before it) once. False when it was already processed."""
-        last = await lock_stream_checkpoint(conn, self.consumer.name, envelope.stream_id)
-        if envelope.version <= last:
+        """Process `envelope` (and any gap before it) once. False when it was already passed."""
+        [processed] = await self.apply_batch(conn, [envelope])
+        return processed
+
+    async def apply_batch(self, conn: Conn, envelopes: Sequence[Envelope]) -> list[bool]:
+        """Process `envelopes` in order in the caller's transaction; one outcome each.
+
+        Raises ReplayInProgress (before writing anything) while a replay of this consumer runs,
+        and HandlerFailed naming the event whose handler failed (the transaction is then lost)."""
+        if not envelopes:
+            return []
+        await self.enter(conn)
+        checkpoints = await lock_checkpoints(
+            conn, self.consumer.name, (e.stream_id for e in envelopes)
+        )
+        outcomes = [await self._apply(conn, e, checkpoints[e.stream_id]) for e in envelopes]
+        await save_checkpoints(conn, self.consumer.name, checkpoints)
+        return outcomes
+
+    async def enter(self, conn: Conn) -> None:
+        """Take this consumer's replay lock shared for the transaction, or step aside."""
+        entered = await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock_shared($1, hashtext($2))",
+            REPLAY_LOCK,
+            self.consumer.name,
+        )
+        if not entered:
+            raise ReplayInProgress(self.consumer.name)
+
+    async def _apply(self, conn: Conn, envelope: Envelope, checkpoint: Checkpoint) -> bool:
+        if checkpoint.is_done(envelope.version):
             return False
-        todo: list[Envelope] = []
-        if envelope.version > last + 1:
-            todo = await self.store.read_stream(
+        if envelope.version > checkpoint.version + 1:
+            gap = await self.store.read_stream(
                 envelope.stream_id,
-                from_version=last + 1,
+                from_version=checkpoint.version + 1,
                 to_version=envelope.version - 1,
                 types=self.consumer.types,
                 conn=conn,
             )
-        todo.append(envelope)
-        for item in todo:
-            await self.run_handler(conn, item)
-        await set_stream_checkpoint(conn, self.consumer.name, envelope.stream_id, envelope.version)
-        return True
+            for item in gap:
+                if not checkpoint.is_parked(item.version):
+                    await self.run_handler(conn, item)
+        processed = not checkpoint.is_parked(envelope.version)
+        if processed:
+            await self.run_handler(conn, envelope)
+        checkpoint.advance(envelope.version)
+        return processed
 
     async def run_handler(self, conn: Conn, envelope: Envelope) -> None:
+        """Run the handler for one event under its own time limit; any failure, a timeout
+        included, is raised as HandlerFailed naming this event."""
         handler = self.consumer.handlers.get(envelope.type)
         if handler is None:
             return
@@ -142,7 +203,8 @@ class Dispatcher:
             settings=self.settings,
         )
         try:
-            await handler(ctx, self.registry.load(envelope))
+            async with asyncio.timeout(self.settings.handler_timeout_s):
+                await handler(ctx, self.registry.load(envelope))
         except Exception as exc:  # the caller's transaction is lost; name the event it failed on
             raise HandlerFailed(envelope, exc) from exc
 
@@ -160,108 +222,16 @@ async def append_and_project(
 ) -> list[Envelope]:
     """Append and apply `projections` in the caller's transaction (read-your-writes).
 
+    A projection being replayed is skipped: the replay or the live consumer after it applies the
+    events, so only read-your-writes is lost for the replay's duration.
+
     The same projections also run as live consumers: their per-stream checkpoint makes the bus
     delivery of these events a no-op, and still applies events appended by anyone else."""
     written = await store.append(
         stream_id, events, expected_version=expected_version, metadata=metadata, ids=ids, conn=conn
     )
     for dispatcher in projections:
-        for envelope in written:
-            await dispatcher.apply(conn, envelope)
+        # while a replay runs, it (or the live consumer right after it) applies these events
+        with contextlib.suppress(ReplayInProgress):
+            await dispatcher.apply_batch(conn, written)
     return written
-
-
-async def lock_stream_checkpoint(conn: Conn, consumer: str, stream_id: str) -> int:
-    """Create or lock the consumer's row for the stream (one statement) and return its version.
-
-    The no-op update takes the row lock, so a racing replica waits here until we commit."""
-    return int(
-        await conn.fetchval(
-            "INSERT INTO eventstore.consumer_streams AS c (consumer, stream_id, version) "
-            "VALUES ($1, $2, 0) ON CONFLICT (consumer, stream_id) DO UPDATE "
-            "SET version = c.version RETURNING c.version",
-            consumer,
-            stream_id,
-        )
-    )
-
-
-async def set_stream_checkpoint(conn: Conn, consumer: str, stream_id: str, version: int) -> None:
-    await conn.execute(
-        "UPDATE eventstore.consumer_streams SET version = greatest(version, $3) "
-        "WHERE consumer = $1 AND stream_id = $2",
-        consumer,
-        stream_id,
-        version,
-    )
-
-
-async def park(conn: Conn, *, consumer: str, envelope: Envelope, error: str, attempts: int) -> None:
-    """Record an event a consumer gave up on and move its checkpoint past it, in one transaction."""
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO eventstore.parked_events "
-            "(consumer, event_id, stream_id, version, type, error, attempts) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (consumer, event_id) DO UPDATE "
-            "SET error = excluded.error, attempts = excluded.attempts, "
-            "parked_at = now(), resolved_at = NULL",
-            consumer,
-            envelope.id,
-            envelope.stream_id,
-            envelope.version,
-            envelope.type,
-            error[:4000],
-            attempts,
-        )
-        await lock_stream_checkpoint(conn, consumer, envelope.stream_id)
-        await set_stream_checkpoint(conn, consumer, envelope.stream_id, envelope.version)
-
-
-@dataclass(frozen=True)
-class ParkedEvent:
-    consumer: str
-    event_id: UUID
-    stream_id: str
-    version: int
-    type: str
-    error: str
-    attempts: int
-
-
-async def list_parked(
-    pool: asyncpg.Pool, *, consumer: str | None = None, event_id: UUID | None = None
-) -> list[ParkedEvent]:
-    rows = await pool.fetch(
-        "SELECT consumer, event_id, stream_id, version, type, error, attempts "
-        "FROM eventstore.parked_events WHERE resolved_at IS NULL "
-        "AND ($1::text IS NULL OR consumer = $1) AND ($2::uuid IS NULL OR event_id = $2) "
-        "ORDER BY parked_at",
-        consumer,
-        event_id,
-    )
-    return [ParkedEvent(**dict(r)) for r in rows]
-
-
-async def retry_parked(
-    pool: asyncpg.Pool, dispatchers: Mapping[str, Dispatcher], event_id: UUID
-) -> int:
-    """Run parked handlers for `event_id` again; resolved ones leave the list. Returns how many
-    succeeded; a failure raises and the event stays parked."""
-    done = 0
-    for parked in await list_parked(pool, event_id=event_id):
-        if parked.consumer not in dispatchers:
-            continue
-        dispatcher = dispatchers[parked.consumer]
-        [envelope] = await dispatcher.store.read_stream(
-            parked.stream_id, from_version=parked.version, to_version=parked.version
-        )
-        async with dispatcher.store.transaction() as conn:
-            await dispatcher.run_handler(conn, envelope)
-            await conn.execute(
-                "UPDATE eventstore.parked_events SET resolved_at = now() "
-                "WHERE consumer = $1 AND event_id = $2",
-                parked.consumer,
-                event_id,
-            )
-        done += 1
-    return done

@@ -26,16 +26,48 @@ async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+IDLE_IN_TRANSACTION_TIMEOUT_S = 60.0
+"""Postgres ends a session of ours left idle inside a transaction this long: the read horizon is
+server-wide, so a transaction forgotten open would hold back every reader of the log."""
+
+
+def _server_settings(idle_in_transaction_timeout_s: float, application: str) -> dict[str, str]:
+    return {
+        "idle_in_transaction_session_timeout": str(int(idle_in_transaction_timeout_s * 1000)),
+        # shown in pg_stat_activity: who holds a lock or the read horizon, at a glance
+        "application_name": application[:63],
+    }
+
+
+async def create_pool(
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    idle_in_transaction_timeout_s: float = IDLE_IN_TRANSACTION_TIMEOUT_S,
+    application: str = "opsledger",
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=_server_settings(idle_in_transaction_timeout_s, application),
     )
-    assert pool is not None
+    if pool is None:  # only when called without awaiting, which we never do
+        raise RuntimeError("asyncpg returned no pool")
     return pool
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url)
+async def connect(
+    url: str,
+    *,
+    idle_in_transaction_timeout_s: float = IDLE_IN_TRANSACTION_TIMEOUT_S,
+    application: str = "opsledger",
+) -> asyncpg.Connection:
+    conn = await asyncpg.connect(
+        url, server_settings=_server_settings(idle_in_transaction_timeout_s, application)
+    )
     await _init_connection(conn)
     return conn
 
@@ -108,3 +140,27 @@ def store_migrations() -> list[Migration]:
 
 
 Record = dict[str, Any]
+
+
+_CONNECTION_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when `exc` says the database connection or the server failed, not the statement: the
+    server went away or is restarting, refused us, closed the connection under us, or rolled the
+    transaction back to break a deadlock. Such a failure says nothing about the event being
+    handled, so it is retried without counting an attempt."""
+    if isinstance(exc, TimeoutError):  # an OSError, but a time limit of ours, not the server
+        return False
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 
-import asyncpg
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -22,21 +21,54 @@ from prometheus_client import Counter, Histogram
 
 from libs.events.db import Conn, connect
 from libs.events.envelope import Envelope
+from libs.events.horizon import HORIZON_LAG, horizon_holder
 from libs.events.settings import Settings
 from libs.events.store import CommitCursor, EventStore, dump_envelope
+from libs.events.supervisor import TaskStatus
 from libs.events.wakeups import sleep_until_woken
 
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_311_002
 BATCH = 500
-HELD_BACK_RETRY_S = 0.002
+HELD_BACK_FIRST_S = 0.002
+HELD_BACK_MAX_S = 0.25
+HELD_BACK_REPORT_S = 1.0
 SAFETY_WAKE_S = 0.25
 
 PUBLISHED = Counter("opsledger_relay_published_total", "Events published to JetStream by the relay")
 PUBLISH_SECONDS = Histogram(
     "opsledger_relay_batch_seconds", "Time to publish one batch and receive its PubAcks"
 )
+
+
+class HeldBack:
+    """Backoff while the read horizon is held: 2 ms, doubling to 250 ms; past a second, the
+    holder is named in the log (once) and its age kept in the horizon gauge."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.since: float | None = None
+        self.reported = False
+
+    async def wait(self, conn: Conn, stop: asyncio.Event) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        self.delay = min(HELD_BACK_MAX_S, max(HELD_BACK_FIRST_S, self.delay * 2))
+        if now - self.since >= HELD_BACK_REPORT_S:
+            holder = await horizon_holder(conn)
+            HORIZON_LAG.set(holder.age_s if holder else 0.0)
+            if holder is not None and not self.reported:
+                log.warning("relay held back by the read horizon: %s", holder.describe())
+                self.reported = True
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=self.delay)
+
+    def clear(self) -> None:
+        if self.since is not None:
+            HORIZON_LAG.set(0.0)
+        self.delay, self.since, self.reported = 0.0, None, False
 
 
 class Relay:
@@ -59,20 +91,14 @@ class Relay:
         self._wake = asyncio.Event()
         self.is_leader = False
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set: wait for leadership, then relay; reconnect after failures."""
-        while not stop.is_set():
-            try:
-                await self._lead(stop)
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                log.warning("relay lost its connection (%s); retrying", exc)
-                self.is_leader = False
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
-
-    async def _lead(self, stop: asyncio.Event) -> None:
-        conn = await connect(self.database_url)
+    async def run(self, status: TaskStatus) -> None:
+        """Wait for leadership, then relay until the process stops. Any failure (a connection
+        closed under us, Postgres restarting, JetStream unavailable) is raised to the supervisor,
+        which logs it and runs this again after a backoff: the relay never ends quietly."""
+        stop = status.stopping
+        conn = await connect(self.database_url, application=f"opsledger {self.name}")
         try:
+            status.up()
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
@@ -96,6 +122,7 @@ class Relay:
 
     async def _relay(self, conn: Conn, stop: asyncio.Event) -> None:
         cursor = await self._load_checkpoint(conn)
+        held = HeldBack()
         while not stop.is_set():
             self._wake.clear()
             batch = await self.store.read_batch(cursor, limit=BATCH, conn=conn)
@@ -106,9 +133,11 @@ class Relay:
             if len(batch.events) == BATCH:
                 continue
             if batch.held_back:
-                # committed rows sit behind an older transaction still running: look again soon
-                await asyncio.sleep(HELD_BACK_RETRY_S)
+                # committed rows sit behind an older transaction still running: look again,
+                # less often the longer it lasts
+                await held.wait(conn, stop)
                 continue
+            held.clear()
             await sleep_until_woken(stop, self._wake, SAFETY_WAKE_S)
 
     async def _on_wake(self, _: Msg) -> None:

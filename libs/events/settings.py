@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     handler_max_attempts: int = Field(default=5, ge=1)
     handler_timeout_s: float = Field(default=30.0, gt=0)
     rpc_timeout_s: float = Field(default=10.0, gt=0)
+    pg_idle_in_transaction_timeout_s: float = Field(default=60.0, gt=0)
+    """Postgres ends our sessions left idle inside a transaction this long (the read horizon is
+    server-wide: one forgotten transaction would hold back every reader of the log)."""
+    horizon_unready_s: float = Field(default=30.0, gt=0)
+    """/readyz answers 503 while the read horizon has been held this long."""
     log_level: str = "INFO"
 
     @field_validator("namespace")

@@ -3,7 +3,6 @@ scheduler and any number of services in this process (`opsledger dev`, `run`, an
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -24,7 +23,12 @@ log = logging.getLogger(__name__)
 async def open_deps(
     settings: Settings, *, database_url: str, nats_url: str, name: str, pool_size: int = 10
 ) -> Deps:
-    pool = await create_pool(database_url, max_size=pool_size)
+    pool = await create_pool(
+        database_url,
+        max_size=pool_size,
+        idle_in_transaction_timeout_s=settings.pg_idle_in_transaction_timeout_s,
+        application=f"opsledger {name}",
+    )
     try:
         nc = await connect_nats(nats_url, name=name)
     except Exception:
@@ -78,45 +82,41 @@ class System:
     name: str = "opsledger"
     deps: Deps | None = None
     runners: list[ServiceRunner] = field(default_factory=list)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     relay_worker: Relay | None = None
 
     async def start(self) -> Deps:
         self.deps = deps = await open_deps(
             self.settings, database_url=self.database_url, nats_url=self.nats_url, name=self.name
         )
-        await prepare(deps, self.services)
-        if self.relay:
-            self.relay_worker = Relay(
-                store=deps.store,
-                nc=deps.nc,
-                js=deps.js,
-                settings=self.settings,
-                database_url=self.database_url,
-            )
-            self._tasks.append(asyncio.create_task(self.relay_worker.run(self._stop)))
-        if self.timers:
-            scheduler = TimerScheduler(store=deps.store, database_url=self.database_url)
-            self._tasks.append(asyncio.create_task(scheduler.run(self._stop)))
-        for service in self.services:
-            runner = ServiceRunner(service=service, deps=deps)
-            await runner.start()
-            self.runners.append(runner)
+        try:
+            await prepare(deps, self.services)
+            if self.relay:
+                self.relay_worker = Relay(
+                    store=deps.store,
+                    nc=deps.nc,
+                    js=deps.js,
+                    settings=self.settings,
+                    database_url=self.database_url,
+                )
+                deps.supervisor.start("relay", self.relay_worker.run)
+            if self.timers:
+                scheduler = TimerScheduler(store=deps.store, database_url=self.database_url)
+                deps.supervisor.start("timers", scheduler.run)
+            for service in self.services:
+                runner = ServiceRunner(service=service, deps=deps)
+                self.runners.append(runner)
+                await runner.start()
+        except BaseException:
+            await self.stop()
+            raise
         return deps
 
     async def stop(self) -> None:
-        self._stop.set()
         for runner in self.runners:
             await runner.stop()
         self.runners.clear()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
         if self.deps is not None:
+            await self.deps.supervisor.stop()
             await close_deps(self.deps)
             self.deps = None
 

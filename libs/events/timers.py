@@ -14,16 +14,18 @@ import contextlib
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
 
-from libs.events.catalog.timers import TimerCancelled, TimerFired, TimerScheduled
-from libs.events.db import Conn, connect
-from libs.events.envelope import Metadata, new_id
+from libs.events.catalog.timers import TimerCancelled, TimerFired, TimerParked, TimerScheduled
+from libs.events.db import Conn, connect, is_connection_error
+from libs.events.envelope import Actor, Metadata, new_id
 from libs.events.registry import REGISTRY, DomainEvent
 from libs.events.store import ANY, NO_STREAM, ConcurrencyError, EventStore
+from libs.events.supervisor import TaskStatus
 from libs.events.wakeups import sleep_until_woken
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ async def schedule(
         target_stream=target_stream,
         fire_type=event.event_type,
         fire_data=event.model_dump(mode="json"),
+        fire_schema_version=event.schema_version,
     )
     async with conn.transaction():
         await store.append(
@@ -70,14 +73,15 @@ async def schedule(
         )
         await conn.execute(
             "INSERT INTO eventstore.timers (timer_id, due_at, target_stream, event_type, "
-            "event_data, metadata, state) VALUES ($1, $2, $3, $4, $5::text::jsonb, "
-            "$6::text::jsonb, 'pending') ON CONFLICT (timer_id) DO NOTHING",
+            "event_data, metadata, state, schema_version) VALUES ($1, $2, $3, $4, "
+            "$5::text::jsonb, $6::text::jsonb, 'pending', $7) ON CONFLICT (timer_id) DO NOTHING",
             timer_id,
             due_at,
             target_stream,
             event.event_type,
             json.dumps(scheduled.fire_data),
             metadata.model_dump_json(),
+            event.schema_version,
         )
         await conn.execute("SELECT pg_notify($1, '')", TIMER_CHANNEL)
     if not conn.is_in_transaction():
@@ -110,7 +114,7 @@ async def cancel(store: EventStore, conn: Conn, *, timer_id: UUID, metadata: Met
 
 
 class TimerScheduler:
-    """Fires due timers. Safe to run in every replica."""
+    """Fires due timers. Safe to run in every replica; runs under the process's supervisor."""
 
     def __init__(self, *, store: EventStore, database_url: str, batch: int = 100) -> None:
         self.store = store
@@ -118,19 +122,22 @@ class TimerScheduler:
         self.batch = batch
         self._wake = asyncio.Event()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self._loop(stop)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("timer scheduler lost its connection (%s); retrying", exc)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+    async def run(self, status: TaskStatus) -> None:
+        """Fire due timers until the process stops. A failure, including the LISTEN connection
+        closing under us (which would otherwise only make timers late), is raised to the
+        supervisor, which restarts this after a backoff."""
+        stop = status.stopping
+        listener = await connect(self.database_url, application="opsledger timers")
+        lost: list[str] = []
 
-    async def _loop(self, stop: asyncio.Event) -> None:
-        listener = await connect(self.database_url)
+        def on_terminated(_: object) -> None:
+            lost.append("the LISTEN connection was closed")
+            self._wake.set()
+
         try:
+            listener.add_termination_listener(on_terminated)
             await listener.add_listener(TIMER_CHANNEL, lambda *_: self._wake.set())
+            status.up()
             while not stop.is_set():
                 self._wake.clear()
                 while await self.fire_due() == self.batch:
@@ -144,21 +151,30 @@ class TimerScheduler:
                         MAX_SLEEP_S, max(0.0, (next_due - datetime.now(UTC)).total_seconds())
                     )
                 await sleep_until_woken(stop, self._wake, delay)
+                if lost or listener.is_closed():
+                    raise ConnectionError(lost[0] if lost else "the LISTEN connection is closed")
         finally:
             with contextlib.suppress(Exception):
                 await listener.close()
 
     async def fire_due(self) -> int:
-        """Fire every timer due now (up to one batch); returns how many were claimed."""
+        """Fire every timer due now (up to one batch); returns how many were claimed. Each timer
+        fires in its own savepoint: one that cannot fire is parked alone, the others fire."""
         async with self.store.transaction() as conn:
             rows = await conn.fetch(
-                "SELECT timer_id, target_stream, event_type, event_data, metadata "
-                "FROM eventstore.timers WHERE state = 'pending' AND due_at <= now() "
-                "ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT timer_id, target_stream, event_type, event_data, metadata, "
+                "schema_version FROM eventstore.timers WHERE state = 'pending' "
+                "AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
             )
             for row in rows:
-                await self._fire(conn, row)
+                try:
+                    async with conn.transaction():
+                        await self._fire(conn, row)
+                except Exception as exc:
+                    if is_connection_error(exc):
+                        raise
+                    await self._park(conn, row["timer_id"], f"{type(exc).__name__}: {exc}")
         return len(rows)
 
     async def _fire(self, conn: Conn, row: asyncpg.Record) -> None:
@@ -166,17 +182,12 @@ class TimerScheduler:
         metadata = Metadata.model_validate(row["metadata"])
         event_id = uuid.uuid5(timer_id, "fired-event")
         fire_type: str = row["event_type"]
-        payload = REGISTRY.decode(
-            fire_type, REGISTRY.class_for(fire_type).schema_version, row["event_data"]
-        )
+        # rows written before the version was stored hold the version that was current then,
+        # which is what this code used to assume
+        version = row["schema_version"] or REGISTRY.class_for(fire_type).schema_version
+        payload = REGISTRY.decode(fire_type, version, row["event_data"])
         fired = TimerFired(timer_id=timer_id, fired_at=datetime.now(UTC), event_id=event_id)
-        caused = Metadata(
-            actor=metadata.actor,
-            correlation_id=metadata.correlation_id,
-            causation_id=uuid.uuid5(timer_id, "scheduled"),
-            causation_depth=metadata.causation_depth + 1,
-            service=metadata.service,
-        )
+        caused = _caused_by_timer(timer_id, metadata)
         try:
             async with conn.transaction():
                 await self.store.append(
@@ -200,3 +211,49 @@ class TimerScheduler:
         await conn.execute(
             "UPDATE eventstore.timers SET state = 'fired' WHERE timer_id = $1", timer_id
         )
+
+    async def _park(self, conn: Conn, timer_id: UUID, error: str) -> None:
+        log.error("timer %s cannot fire and is parked: %s", timer_id, error)
+        metadata = Metadata(actor=Actor.system(), service="timers")
+        async with conn.transaction():
+            with contextlib.suppress(ConcurrencyError):  # fired or cancelled meanwhile
+                await self.store.append(
+                    timer_stream(timer_id),
+                    [TimerParked(timer_id=timer_id, error=error[:2000])],
+                    expected_version=1,
+                    metadata=metadata,
+                    ids=[uuid.uuid5(timer_id, "parked")],
+                    conn=conn,
+                )
+            await conn.execute(
+                "UPDATE eventstore.timers SET state = 'parked', error = $2 WHERE timer_id = $1",
+                timer_id,
+                error[:2000],
+            )
+
+
+def _caused_by_timer(timer_id: UUID, metadata: Metadata) -> Metadata:
+    return Metadata(
+        actor=metadata.actor,
+        correlation_id=metadata.correlation_id,
+        causation_id=uuid.uuid5(timer_id, "scheduled"),
+        causation_depth=metadata.causation_depth + 1,
+        service=metadata.service,
+    )
+
+
+@dataclass(frozen=True)
+class ParkedTimer:
+    timer_id: UUID
+    due_at: datetime
+    target_stream: str
+    event_type: str
+    error: str
+
+
+async def list_parked_timers(pool: asyncpg.Pool) -> list[ParkedTimer]:
+    rows = await pool.fetch(
+        "SELECT timer_id, due_at, target_stream, event_type, coalesce(error, '') AS error "
+        "FROM eventstore.timers WHERE state = 'parked' ORDER BY due_at"
+    )
+    return [ParkedTimer(**dict(r)) for r in rows]

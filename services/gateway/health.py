@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from libs.events.horizon import HORIZON_LAG, horizon_holder
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_response, error_responses
 
@@ -22,17 +24,36 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses=error_responses(503))
 async def readyz(deps: DepsDep) -> Response:
-    """Ready when Postgres answers a query and the NATS connection is up."""
+    """Ready when Postgres answers, the NATS connection is up, every supervised task of this
+    process runs (a task that failed is named, with since when and why), and the server-wide read
+    horizon is not held by a long transaction (its holder is named)."""
     checks: dict[str, str] = {}
+    report: dict[str, Any] = {}
+    held = False
     try:
         await asyncio.wait_for(deps.pool.fetchval("SELECT 1"), timeout=2)
         checks["postgres"] = "ok"
+        holder = await asyncio.wait_for(horizon_holder(deps.pool), timeout=2)
+        lag = holder.age_s if holder else 0.0
+        HORIZON_LAG.set(lag)
+        held = lag >= deps.settings.horizon_unready_s
+        report["horizon"] = {
+            "status": "held" if held else "ok",
+            "lag_seconds": round(lag, 3),
+            "held_by": holder.describe() if holder and lag >= 1.0 else None,
+        }
     except Exception as exc:
-        checks["postgres"] = f"unreachable: {type(exc).__name__}"
+        checks.setdefault("postgres", f"unreachable: {type(exc).__name__}")
     checks["nats"] = "ok" if deps.nc.is_connected else "unreachable"
-    if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
-    return error_response(503, "NOT_READY", "a dependency is unreachable", checks)
+    down = deps.supervisor.down()
+    report["tasks"] = {
+        "status": "down" if down else "ok",
+        "down": [state.to_dict() for state in down],
+        "running": len(deps.supervisor.states()) - len(down),
+    }
+    if all(v == "ok" for v in checks.values()) and not held and not down:
+        return JSONResponse({"status": "ready", "checks": checks, **report})
+    return error_response(503, "NOT_READY", "a dependency or a task is not ready", checks | report)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -1,0 +1,285 @@
+"""One consumer's loop on JetStream: fetch a batch, apply it, ack it; retry, park, catch up.
+
+Each consumer is a durable JetStream pull consumer, so every replica of a service pulls from the
+same one and each event is processed once between them. A fetched batch commits as one
+transaction; if anything in it fails, it is processed one message at a time, so a failure is
+pinned on the event that failed (a gap event included) and counted in the store. Below the last
+attempt the message is nak'ed with exponential backoff and jitter; at the last one the failing
+event is parked. A failure of the connection or the server, not of the handler, is retried
+without counting. A consumer whose position on the bus is gone (messages expired before it read
+them) catches up from the store, which is the truth. The loop runs under the process's
+supervisor: anything it does not handle restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from libs.events.consumers import Dispatcher, HandlerFailed, ReplayInProgress
+from libs.events.db import is_connection_error
+from libs.events.envelope import Envelope
+from libs.events.parking import park, record_attempt
+from libs.events.store import START, load_envelope
+from libs.events.supervisor import TaskStatus
+
+if TYPE_CHECKING:
+    from libs.events.runtime import Deps
+
+log = logging.getLogger(__name__)
+
+HANDLED = Counter("opsledger_events_handled_total", "Events processed", ["consumer", "outcome"])
+FETCH_BATCH = 64
+FETCH_TIMEOUT_S = 1.0
+ACK_WAIT_S = 60.0
+REPLAY_WAIT_S = 1.0
+"""How long a message waits (nak delay) while a replay of its consumer runs."""
+CATCH_UP_BATCH = 500
+
+
+@dataclass
+class ConsumerLoop:
+    deps: Deps
+    dispatcher: Dispatcher
+
+    @property
+    def name(self) -> str:
+        return self.dispatcher.consumer.name
+
+    async def run(self, status: TaskStatus) -> None:
+        sub = await self._subscribe()
+        try:
+            status.up()
+            while not status.stopping.is_set():
+                try:
+                    messages = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                await self.handle_batch(messages)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        settings, js = self.deps.settings, self.deps.js
+        config = ConsumerConfig(
+            durable_name=self.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT_S,
+            max_deliver=-1,  # we count attempts and park ourselves, where an operator sees it
+            max_ack_pending=1000,
+            filter_subject=settings.event_subject_filter(self.dispatcher.consumer.subject_prefix()),
+        )
+        try:
+            await js.consumer_info(settings.stream_name, self.name)
+            new = False
+        except NotFoundError:
+            new = True
+        await js.add_consumer(settings.stream_name, config)
+        sub = await js.pull_subscribe_bind(self.name, stream=settings.stream_name)
+        if await self._bus_lost_events(new=new):
+            await self.catch_up_from_store()
+        return sub
+
+    async def _bus_lost_events(self, *, new: bool) -> bool:
+        """True when messages this consumer never acked are gone from the bus (expired by its
+        retention, or purged), so its next message would silently skip them: a new consumer on
+        a stream that no longer starts at 1, or one whose ack floor is below the stream's first
+        message. (Messages of other subjects expiring past a filtered consumer's floor can make
+        this say yes needlessly; the catch-up is then only slower, never wrong.)"""
+        js, stream = self.deps.js, self.deps.settings.stream_name
+        first = (await js.stream_info(stream)).state.first_seq or 0
+        if new:
+            return first > 1
+        info = await js.consumer_info(stream, self.name)
+        floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+        return first > floor + 1
+
+    async def catch_up_from_store(self) -> int:
+        """Run every event of this consumer's types from the store through the dispatcher (the
+        checkpoints make the ones already handled no-ops); returns how many were new."""
+        log.warning("%s: its position on the bus is gone; catching up from the store", self.name)
+        applied, cursor = 0, START
+        while True:
+            batch = await self.deps.store.read_batch(
+                cursor, types=self.dispatcher.consumer.types, limit=CATCH_UP_BATCH
+            )
+            for envelope in batch.events:
+                applied += await self._apply_from_store(envelope)
+            cursor = batch.cursor
+            if len(batch.events) < CATCH_UP_BATCH:
+                log.info("%s: caught up from the store (%d events were new)", self.name, applied)
+                return applied
+
+    async def _apply_from_store(self, envelope: Envelope) -> int:
+        """Apply one event read from the store, retrying in place; parks it at the last attempt."""
+        max_attempts = self.deps.settings.handler_max_attempts
+        while True:
+            try:
+                async with self.deps.store.transaction() as conn:
+                    return int(await self.dispatcher.apply(conn, envelope))
+            except ReplayInProgress:
+                await asyncio.sleep(REPLAY_WAIT_S)
+            except HandlerFailed as exc:
+                if is_connection_error(exc.cause):
+                    raise
+                attempts = await self._count_failure(exc)
+                if attempts < max_attempts:
+                    await asyncio.sleep(backoff_delay(attempts))
+
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Process a fetched batch in order in ONE transaction (one commit, one WAL flush,
+        instead of one per event), then ack it. If anything in it fails, nothing of it is kept
+        and the batch is processed one message at a time."""
+        pairs = [(msg, env) for msg in messages if (env := await self._decode(msg)) is not None]
+        async with self._keep_alive(messages):
+            if len(pairs) > 1 and await self._apply_together(pairs):
+                return
+            for msg, envelope in pairs:
+                await self._handle(msg, envelope)
+
+    async def _decode(self, msg: Msg) -> Envelope | None:
+        try:
+            return load_envelope(msg.data)
+        except (ValidationError, ValueError):
+            log.error("%s: dropping a non-envelope message on %s", self.name, msg.subject)
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return None
+
+    async def _apply_together(self, pairs: list[tuple[Msg, Envelope]]) -> bool:
+        try:
+            async with self.deps.store.transaction() as conn:
+                outcomes = await self.dispatcher.apply_batch(conn, [env for _, env in pairs])
+        except ReplayInProgress:
+            for msg, _ in pairs:
+                await self._nak(msg, REPLAY_WAIT_S)
+            return True
+        except HandlerFailed as exc:
+            log.debug("%s: a batch of %d failed (%r); one by one", self.name, len(pairs), exc)
+            if not is_connection_error(exc.cause):
+                # that run of the handler counts; store trouble here shows again one by one
+                with contextlib.suppress(Exception):
+                    await self._count_failure(exc)
+            return False
+        except Exception as exc:
+            log.debug("%s: a batch of %d failed (%r); one by one", self.name, len(pairs), exc)
+            return False
+        for (msg, _), processed in zip(pairs, outcomes, strict=True):
+            await self._ack(msg, processed)
+        return True
+
+    async def _handle(self, msg: Msg, envelope: Envelope) -> None:
+        try:
+            async with self.deps.store.transaction() as conn:
+                processed = await self.dispatcher.apply(conn, envelope)
+        except ReplayInProgress:
+            HANDLED.labels(self.name, "deferred").inc()
+            await self._nak(msg, REPLAY_WAIT_S)
+            return
+        except HandlerFailed as exc:
+            if is_connection_error(exc.cause):
+                await self._transient(msg, exc.cause)
+            else:
+                await self._failed(msg, exc)
+            return
+        except Exception as exc:  # the store or the connection, not a handler
+            await self._transient(msg, exc)
+            return
+        await self._ack(msg, processed)
+
+    async def _failed(self, msg: Msg, exc: HandlerFailed) -> None:
+        """Count the attempt against the event that failed; park it at the last attempt."""
+        try:
+            attempts = await self._count_failure(exc)
+        except ReplayInProgress:
+            await self._nak(msg, REPLAY_WAIT_S)
+            return
+        except Exception as store_exc:  # nothing was counted: try the message again later
+            log.warning(
+                "%s: could not record a failure of %s: %r", self.name, exc.envelope.id, store_exc
+            )
+            await self._transient(msg, store_exc)
+            return
+        failed, error = exc.envelope, repr(exc.cause)
+        if attempts < self.deps.settings.handler_max_attempts:
+            log.warning("%s failed on %s (attempt %d): %s", self.name, failed.id, attempts, error)
+            HANDLED.labels(self.name, "retried").inc()
+            await self._nak(msg, backoff_delay(attempts))
+            return
+        log.error("%s parks %s after %d attempts: %s", self.name, failed.id, attempts, error)
+        HANDLED.labels(self.name, "parked").inc()
+        # the delivered event again, at once: it now passes the parked one (or is a repeat)
+        await self._nak(msg, 0.01)
+
+    async def _count_failure(self, exc: HandlerFailed) -> int:
+        """Record one failed attempt of the event that failed, and park it if that was its last
+        (one transaction); returns its attempts so far."""
+        failed, error = exc.envelope, repr(exc.cause)
+        async with self.deps.store.transaction() as conn:
+            attempts = await record_attempt(conn, consumer=self.name, envelope=failed, error=error)
+            if attempts >= self.deps.settings.handler_max_attempts:
+                await self.dispatcher.enter(conn)
+                await park(
+                    conn, consumer=self.name, envelope=failed, error=error, attempts=attempts
+                )
+        return attempts
+
+    async def _transient(self, msg: Msg, exc: BaseException) -> None:
+        delivered = msg.metadata.num_delivered or 1
+        log.warning("%s: %r; retrying (not counted as an attempt)", self.name, exc)
+        HANDLED.labels(self.name, "transient").inc()
+        await self._nak(msg, backoff_delay(min(delivered, 5)))
+
+    async def _ack(self, msg: Msg, processed: bool) -> None:
+        try:
+            await msg.ack()
+        except Exception as exc:  # committed already: a redelivery is a harmless repeat
+            log.warning("%s: ack failed after commit (%r); a redelivery is skipped", self.name, exc)
+            HANDLED.labels(self.name, "ack_failed").inc()
+        HANDLED.labels(self.name, "processed" if processed else "duplicate").inc()
+
+    async def _nak(self, msg: Msg, delay: float) -> None:
+        try:
+            await msg.nak(delay=delay)
+        except Exception as exc:  # the bus redelivers after ack_wait anyway
+            log.warning("%s: nak failed (%r)", self.name, exc)
+
+    @contextlib.asynccontextmanager
+    async def _keep_alive(self, messages: Sequence[Msg]) -> AsyncIterator[None]:
+        """Tell the bus a long batch is still being worked on, so it is not redelivered to
+        another replica after ack_wait while this one is still on it."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(ACK_WAIT_S / 3)
+                for msg in messages:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter for the `attempt`-th failure (1-based)."""
+    return random.uniform(base, min(cap, base * 2 ** (attempt - 1)) + base)
