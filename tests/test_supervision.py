@@ -4,6 +4,7 @@ fails is logged, counted, restarted with backoff and reported until it is up aga
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -110,10 +111,13 @@ async def test_the_relay_comes_back_after_its_connection_is_killed_twice(
                 await a.store.append(
                     f"c-{round_}-{i}", [Counted(n=i)], expected_version=ANY, metadata=META
                 )
-            expected = 10 * (round_ + 1)
-            await eventually(lambda: handled(a.pool), until=lambda h: len(h) == expected)
+            await eventually(lambda: handled(a.pool), until=has_length(10 * (round_ + 1)))
         assert restarts("relay") - before >= 2
         await eventually(lambda: _all_up(a.supervisor, b.supervisor))
+
+
+def has_length(n: int) -> Callable[[list[tuple[str, int]]], bool]:
+    return lambda items: len(items) == n
 
 
 async def _all_up(*supervisors: Supervisor) -> bool:

@@ -5,10 +5,10 @@ A replay holds its consumer's replay lock (an advisory lock, libs/events/consume
 whole run: live transactions of that consumer try the lock shared and step aside (their messages
 come back a moment later), so nothing writes the projection meanwhile, and nobody ever waits on
 the replay's table locks, so a replay cannot deadlock with live handlers. The rebuild itself is a
-series of short transactions: truncate, then batches of events in commit order through the same
-dispatcher the live consumer uses. The server-wide read horizon is never held for long, so the
-relay keeps publishing for every service while a replay runs. Readers of the projection see it
-grow back from empty until the replay finishes.
+series of short transactions (each at most about a tenth of a second): truncate, then the events
+in commit order through the same dispatcher the live consumer uses. The server-wide read horizon
+is never held for long, so the relay keeps publishing for every service while a replay runs.
+Readers of the projection see it grow back from empty until the replay finishes.
 
 An event whose handler fails during the replay is parked (and the replay goes on); parked events
 of the consumer from before the replay are resolved by it, since it runs every event again.
@@ -16,6 +16,7 @@ of the consumer from before the replay are resolved by it, since it runs every e
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 from libs.events.consumers import REPLAY_LOCK, Dispatcher, HandlerFailed
@@ -29,6 +30,8 @@ Progress = Callable[[int, int], None]
 """Called with (done, total) as events are applied."""
 
 BATCH = 500
+CHUNK_S = 0.1
+"""The longest a replay transaction is meant to last."""
 
 
 async def replay_service(service: Service, deps: Deps, *, progress: Progress | None = None) -> int:
@@ -88,14 +91,28 @@ async def _reset(conn: Conn, consumer: str, tables: Sequence[str], types: list[s
 
 
 async def _apply(conn: Conn, dispatcher: Dispatcher, events: list[Envelope]) -> None:
-    """One transaction for the batch; if a handler fails, the batch again one event at a time,
-    parking the ones that fail."""
-    try:
-        async with conn.transaction():
-            await dispatcher.apply_batch(conn, events)
-        return
-    except HandlerFailed:
-        pass
+    """Apply `events` in transactions that each last at most about CHUNK_S (slow handlers make
+    many short transactions, never a long one that would hold the read horizon); a chunk whose
+    handler fails is done again one event at a time, parking the events that fail."""
+    done = 0
+    while done < len(events):
+        started, end = time.monotonic(), done
+        try:
+            async with conn.transaction():
+                while end < len(events):
+                    await dispatcher.apply(conn, events[end])
+                    end += 1
+                    if time.monotonic() - started > CHUNK_S:
+                        break
+        except HandlerFailed:
+            await _apply_parking_failures(conn, dispatcher, events[done : end + 1])
+            end += 1
+        done = end
+
+
+async def _apply_parking_failures(
+    conn: Conn, dispatcher: Dispatcher, events: list[Envelope]
+) -> None:
     for envelope in events:
         while True:
             try:
