@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ class TaskStatus:
 
     state: TaskState
     stopping: asyncio.Event
+    on_change: Callable[[], None] = lambda: None
 
     def up(self) -> None:
         """The task has what it needs (connections, subscriptions) and is doing its work."""
@@ -77,6 +80,7 @@ class TaskStatus:
             self.state.state = "up"
             self.state.since = _now()
             TASK_UP.labels(self.state.name).set(1)
+            self.on_change()
 
 
 TaskBody = Callable[[TaskStatus], Awaitable[None]]
@@ -88,13 +92,25 @@ def restart_delay(failures: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def process_name(name: str) -> str:
+    """`<what it runs>@<host>:<pid>`: unique per live process, readable in /readyz."""
+    return f"{name}@{socket.gethostname()}:{os.getpid()}"
+
+
 class Supervisor:
     """Starts, watches and restarts a process's long-running tasks."""
 
-    def __init__(self) -> None:
+    def __init__(self, process: str | None = None) -> None:
+        self.process = process or process_name("opsledger")
         self.stopping = asyncio.Event()
         self._states: dict[str, TaskState] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+
+    async def changed(self) -> None:
+        """Wait until a task's state changes."""
+        await self._changed.wait()
+        self._changed.clear()
 
     def start(self, name: str, body: TaskBody, *, until_stopped: bool = True) -> None:
         """Run `body` under supervision. Names are unique within a process."""
@@ -129,7 +145,7 @@ class Supervisor:
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
-                await body(TaskStatus(state, self.stopping))
+                await body(TaskStatus(state, self.stopping, self._changed.set))
                 if self.stopping.is_set() or not until_stopped:
                     self._mark(state, "finished")
                     return
@@ -154,11 +170,11 @@ class Supervisor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=delay)
 
-    @staticmethod
-    def _mark(state: TaskState, new: str, *, error: str | None = None) -> None:
+    def _mark(self, state: TaskState, new: str, *, error: str | None = None) -> None:
         if state.state != new:
             state.state = new
             state.since = _now()
         if error is not None:
             state.last_error = error[:500]
         TASK_UP.labels(state.name).set(1 if new == "up" else 0)
+        self._changed.set()

@@ -15,6 +15,8 @@ from libs.events.relay import Relay
 from libs.events.runtime import Deps, Service, ServiceRunner
 from libs.events.settings import Settings
 from libs.events.store import EventStore
+from libs.events.supervisor import Supervisor, process_name
+from libs.events.task_report import TaskReporter
 from libs.events.timers import TimerScheduler
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ async def open_deps(
         await nc.publish(wake_subject, b"")
 
     return Deps(
+        supervisor=Supervisor(process_name(name)),
         settings=settings,
         pool=pool,
         store=EventStore(pool, wake=wake_relay),
@@ -90,6 +93,8 @@ class System:
         )
         try:
             await prepare(deps, self.services)
+            reporter = TaskReporter(pool=deps.pool, supervisor=deps.supervisor)
+            deps.supervisor.start("task report", reporter.run)
             if self.relay:
                 self.relay_worker = Relay(
                     store=deps.store,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from libs.events.horizon import HORIZON_LAG, horizon_holder
+from libs.events.task_report import tasks_down_elsewhere
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_response, error_responses
 
@@ -45,11 +47,18 @@ async def readyz(deps: DepsDep) -> Response:
     except Exception as exc:
         checks.setdefault("postgres", f"unreachable: {type(exc).__name__}")
     checks["nats"] = "ok" if deps.nc.is_connected else "unreachable"
-    down = deps.supervisor.down()
+    down: list[dict[str, object]] = [
+        {"process": deps.supervisor.process, **state.to_dict()} for state in deps.supervisor.down()
+    ]
+    with contextlib.suppress(Exception):  # Postgres being down is reported above
+        elsewhere = await asyncio.wait_for(
+            tasks_down_elsewhere(deps.pool, this_process=deps.supervisor.process), timeout=2
+        )
+        down.extend(task.to_dict() for task in elsewhere)
     report["tasks"] = {
         "status": "down" if down else "ok",
-        "down": [state.to_dict() for state in down],
-        "running": len(deps.supervisor.states()) - len(down),
+        "down": down,
+        "running": len(deps.supervisor.states()) - len(deps.supervisor.down()),
     }
     if all(v == "ok" for v in checks.values()) and not held and not down:
         return JSONResponse({"status": "ready", "checks": checks, **report})

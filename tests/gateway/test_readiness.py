@@ -8,7 +8,7 @@ import httpx
 
 from libs.events.settings import Settings
 from libs.events.supervisor import TaskStatus
-from libs.events.testing import eventually
+from libs.events.testing import eventually, isolated_system
 from tests.gateway.helpers import Gateway, running_gateway
 
 
@@ -31,6 +31,33 @@ async def test_a_task_that_is_down_makes_readiness_503_and_is_named(
     assert "refused us" in down["last_error"]
     assert down["since"]
     assert down["restarts"] >= 1
+
+
+async def test_a_task_down_in_another_process_is_named_by_this_gateway(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    database_url: str,
+    nats_url: str,
+) -> None:
+    """Each service runs in its own process in production; any gateway replica sees them all."""
+
+    async def doomed(_: TaskStatus) -> None:
+        raise ConnectionRefusedError("smtp refused us")
+
+    async def ready() -> httpx.Response:
+        return await client.get("/readyz")
+
+    other = isolated_system(settings, database_url, nats_url, services=(), replica="worker")
+    async with other as deps:
+        deps.supervisor.start("mailer", doomed)
+        answer = await eventually(ready, until=lambda r: r.status_code == 503)
+        [down] = answer.json()["error"]["details"]["tasks"]["down"]
+        assert down["process"] == deps.supervisor.process
+        assert down["task"] == "mailer"
+        assert "smtp refused us" in down["last_error"]
+    # a process that stopped cleanly takes its report with it
+    await eventually(ready, until=lambda r: r.status_code == 200)
 
 
 async def test_readiness_reports_the_running_tasks_when_all_are_up(
