@@ -58,13 +58,23 @@ class TaskReporter:
         try:
             while not status.stopping.is_set():
                 await self.report(self.supervisor.states())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.supervisor.changed(), timeout=REPORT_EVERY_S)
+                await self._until_changed_or_stopped(status.stopping)
         finally:
             with contextlib.suppress(Exception):  # a clean stop: this process is gone
                 await self.pool.execute(
                     "DELETE FROM eventstore.task_status WHERE process = $1", self.process
                 )
+
+    async def _until_changed_or_stopped(self, stopping: asyncio.Event) -> None:
+        changed = asyncio.ensure_future(self.supervisor.changed())
+        stopped = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait(
+                {changed, stopped}, timeout=REPORT_EVERY_S, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            changed.cancel()
+            stopped.cancel()
 
     async def report(self, states: list[TaskState]) -> None:
         await self.pool.execute(
