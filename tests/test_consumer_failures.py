@@ -11,7 +11,7 @@ import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from libs.events.consumer_loop import ConsumerLoop
-from libs.events.consumers import HandlerContext, list_parked, retry_parked
+from libs.events.consumers import HandlerContext, list_parked, park, retry_parked
 from libs.events.envelope import Actor, Envelope, Metadata
 from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
@@ -274,3 +274,23 @@ async def test_a_consumer_down_longer_than_the_bus_retention_catches_up_from_the
         await eventually(on_bus, until=lambda n: n == 0, timeout=15)
     async with faulty_system(settings, database_url, nats_url) as deps:
         assert len(await eventually(lambda: handled(deps.pool), until=lambda h: len(h) == 20)) == 20
+
+
+async def test_an_event_another_replica_handled_meanwhile_is_not_parked(
+    settings: Settings, database_url: str, nats_url: str
+) -> None:
+    """Replica A fails an event for the last time while replica B handles it (through a gap
+    repair, or a second copy of its message): parking it then would let a retry run it twice."""
+    tables_only = Service(name="faulty", migrations_dir=FAULTY.migrations_dir)
+    async with faulty_system(settings, database_url, nats_url, services=(tables_only,)) as deps:
+        [event] = await deps.store.append(
+            "f-1", [Flaky()], expected_version=NO_STREAM, metadata=META
+        )
+        dispatcher = FAULTY.dispatchers(deps)["faulty"]
+        async with deps.store.transaction() as conn:
+            assert await dispatcher.apply(conn, event)  # replica B
+        async with deps.pool.acquire() as conn:  # replica A, at its last attempt
+            assert not await park(
+                conn, consumer="faulty", envelope=event, error="RuntimeError()", attempts=3
+            )
+        assert await list_parked(deps.pool) == []

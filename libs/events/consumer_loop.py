@@ -137,7 +137,7 @@ class ConsumerLoop:
             except HandlerFailed as exc:
                 if is_connection_error(exc.cause):
                     raise
-                attempts = await self._count_failure(exc)
+                attempts, _ = await self._count_failure(exc)
                 if attempts < max_attempts:
                     await asyncio.sleep(backoff_delay(attempts))
 
@@ -205,7 +205,7 @@ class ConsumerLoop:
     async def _failed(self, msg: Msg, exc: HandlerFailed) -> None:
         """Count the attempt against the event that failed; park it at the last attempt."""
         try:
-            attempts = await self._count_failure(exc)
+            attempts, parked = await self._count_failure(exc)
         except ReplayInProgress:
             await self._nak(msg, REPLAY_WAIT_S)
             return
@@ -221,23 +221,29 @@ class ConsumerLoop:
             HANDLED.labels(self.name, "retried").inc()
             await self._nak(msg, backoff_delay(attempts))
             return
-        log.error("%s parks %s after %d attempts: %s", self.name, failed.id, attempts, error)
-        HANDLED.labels(self.name, "parked").inc()
+        if parked:
+            log.error("%s parks %s after %d attempts: %s", self.name, failed.id, attempts, error)
+            HANDLED.labels(self.name, "parked").inc()
+        else:
+            log.info(
+                "%s: %s failed its last attempt but was handled meanwhile", self.name, failed.id
+            )
         # the delivered event again, at once: it now passes the parked one (or is a repeat)
         await self._nak(msg, 0.01)
 
-    async def _count_failure(self, exc: HandlerFailed) -> int:
+    async def _count_failure(self, exc: HandlerFailed) -> tuple[int, bool]:
         """Record one failed attempt of the event that failed, and park it if that was its last
-        (one transaction); returns its attempts so far."""
+        (one transaction); returns its attempts so far and whether it was parked now."""
         failed, error = exc.envelope, repr(exc.cause)
+        parked = False
         async with self.deps.store.transaction() as conn:
             attempts = await record_attempt(conn, consumer=self.name, envelope=failed, error=error)
             if attempts >= self.deps.settings.handler_max_attempts:
                 await self.dispatcher.enter(conn)
-                await park(
+                parked = await park(
                     conn, consumer=self.name, envelope=failed, error=error, attempts=attempts
                 )
-        return attempts
+        return attempts, parked
 
     async def _transient(self, msg: Msg, exc: BaseException) -> None:
         delivered = msg.metadata.num_delivered or 1

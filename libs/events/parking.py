@@ -41,9 +41,17 @@ async def record_attempt(conn: Conn, *, consumer: str, envelope: Envelope, error
     )
 
 
-async def park(conn: Conn, *, consumer: str, envelope: Envelope, error: str, attempts: int) -> None:
-    """Record an event `consumer` gave up on and mark it parked in its checkpoint, atomically."""
+async def park(conn: Conn, *, consumer: str, envelope: Envelope, error: str, attempts: int) -> bool:
+    """Record an event `consumer` gave up on and mark it parked in its checkpoint, atomically.
+
+    False (and nothing written) when the checkpoint, locked here, has already passed the event:
+    another replica handled it meanwhile (a gap repair, a second copy of its message), so parking
+    it would let an operator's retry run its handler a second time."""
     async with conn.transaction():
+        checkpoints = await lock_checkpoints(conn, consumer, [envelope.stream_id])
+        checkpoint = checkpoints[envelope.stream_id]
+        if checkpoint.is_done(envelope.version) or checkpoint.is_parked(envelope.version):
+            return False
         await conn.execute(
             "INSERT INTO eventstore.parked_events "
             "(consumer, event_id, stream_id, version, type, error, attempts) "
@@ -58,9 +66,9 @@ async def park(conn: Conn, *, consumer: str, envelope: Envelope, error: str, att
             error[:ERROR_LIMIT],
             attempts,
         )
-        checkpoints = await lock_checkpoints(conn, consumer, [envelope.stream_id])
-        checkpoints[envelope.stream_id].mark_parked(envelope.version)
+        checkpoint.mark_parked(envelope.version)
         await save_checkpoints(conn, consumer, checkpoints)
+        return True
 
 
 @dataclass(frozen=True)
