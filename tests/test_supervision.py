@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -22,6 +23,7 @@ from libs.events.testing import eventually, isolated_system
 from libs.events.timers import schedule
 from tests.events_for_tests import Counted
 from tests.faulty_service import FAULTY, handled
+from tests.tcp_proxy import CuttableProxy
 
 META = Metadata(actor=Actor.system(), service="test")
 
@@ -209,3 +211,25 @@ async def test_a_system_stopped_while_a_task_keeps_failing_stops_promptly(
     deps.supervisor.start("doomed", doomed)
     await eventually(lambda: down(deps.supervisor))
     await asyncio.wait_for(system.stop(), timeout=10)
+
+
+async def test_relay_and_consumers_carry_on_after_the_nats_connection_is_cut(
+    settings: Settings, database_url: str, nats_url: str
+) -> None:
+    host, port = urlsplit(nats_url.split(",")[0]).hostname, urlsplit(nats_url).port
+    proxy = CuttableProxy(host or "127.0.0.1", port or 4222)
+    via_proxy = f"nats://127.0.0.1:{await proxy.start()}"
+    try:
+        async with isolated_system(settings, database_url, via_proxy, services=(FAULTY,)) as deps:
+            for round_ in range(3):
+                assert proxy.cut() > 0
+                for i in range(10):
+                    await deps.store.append(
+                        f"c-{round_}-{i}", [Counted(n=i)], expected_version=ANY, metadata=META
+                    )
+                await eventually(
+                    lambda: handled(deps.pool), until=has_length(10 * (round_ + 1)), timeout=30
+                )
+            await eventually(lambda: _all_up(deps.supervisor))
+    finally:
+        await proxy.stop()
