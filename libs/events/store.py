@@ -146,6 +146,15 @@ class EventStore:
             yield conn
         await self.committed()
 
+    @contextlib.asynccontextmanager
+    async def _connection(self, conn: Conn | None) -> AsyncIterator[Conn]:
+        """The caller's connection when given, else one borrowed from the pool."""
+        if conn is not None:
+            yield conn
+            return
+        async with self.pool.acquire() as own:
+            yield own
+
     async def append(
         self,
         stream_id: str,
@@ -165,10 +174,10 @@ class EventStore:
             return []
         if ids is not None and len(ids) != len(events):
             raise ValueError("ids and events must have the same length")
-        event_ids = list(ids) if ids is not None else [new_id() for _ in events]
         for item in events:
             if not self.registry.knows(item.event_type):
                 raise StoreError(f"event type {item.event_type!r} is not registered")
+        event_ids = list(ids) if ids is not None else [new_id() for _ in events]
         args = (
             stream_id,
             event_ids,
@@ -183,16 +192,7 @@ class EventStore:
         attempts = ANY_ATTEMPTS if expected_version == ANY else 1
         for attempt in range(1, attempts + 1):
             try:
-                if conn is None:
-                    async with self.pool.acquire() as own:
-                        written = await self._append(own, args, events, event_ids, metadata)
-                    await self.committed()
-                    return written
-                async with conn.transaction():  # a savepoint inside the caller's transaction
-                    written = await self._append(conn, args, events, event_ids, metadata)
-                if not conn.is_in_transaction():  # that transaction was the outermost one
-                    await self.committed()
-                return written
+                return await self._append_once(conn, args, events, event_ids, metadata)
             except ConcurrencyError as exc:
                 # A retry of an earlier append carries that append's ids (ids minted here are
                 # new, so cannot be stored yet). Checked after the failed statement's
@@ -201,15 +201,35 @@ class EventStore:
                     stored = await self._already_appended(stream_id, event_ids, conn=conn)
                     if stored is not None:
                         return stored
-                if attempt < attempts:
-                    if attempt > 2:
-                        await asyncio.sleep(random.uniform(0, 0.002 * attempt))
-                    continue
-                if exc.actual is None:
-                    actual = await self.stream_version(stream_id, conn=conn)
-                    raise ConcurrencyError(stream_id, expected_version, actual) from exc
-                raise
-        raise AssertionError("unreachable")
+                if attempt == attempts:
+                    if exc.actual is None:
+                        actual = await self.stream_version(stream_id, conn=conn)
+                        raise ConcurrencyError(stream_id, expected_version, actual) from exc
+                    raise
+                if attempt > 2:
+                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _append_once(
+        self,
+        conn: Conn | None,
+        args: tuple[Any, ...],
+        events: Sequence[DomainEvent],
+        event_ids: list[UUID],
+        metadata: Metadata,
+    ) -> list[Envelope]:
+        """One try: on a pooled connection (its own transaction), or in a savepoint of the
+        caller's transaction; wakes the relay when this was the outermost transaction."""
+        if conn is None:
+            async with self.pool.acquire() as own:
+                written = await self._append(own, args, events, event_ids, metadata)
+            await self.committed()
+            return written
+        async with conn.transaction():  # a savepoint inside the caller's transaction
+            written = await self._append(conn, args, events, event_ids, metadata)
+        if not conn.is_in_transaction():  # that transaction was the outermost one
+            await self.committed()
+        return written
 
     async def _append(
         self,
@@ -252,21 +272,16 @@ class EventStore:
         sql = (
             f"SELECT {_COLUMNS} FROM eventstore.events WHERE id = ANY($1::uuid[]) ORDER BY version"
         )
-        if conn is not None:
-            rows = await conn.fetch(sql, event_ids)
-        else:
-            async with self.pool.acquire() as own:
-                rows = await own.fetch(sql, event_ids)
+        async with self._connection(conn) as c:
+            rows = await c.fetch(sql, event_ids)
         if len(rows) == len(event_ids) and all(r["stream_id"] == stream_id for r in rows):
             return [_envelope(r) for r in rows]
         return None
 
     async def stream_version(self, stream_id: str, *, conn: Conn | None = None) -> int:
         sql = "SELECT coalesce(max(version), 0) FROM eventstore.events WHERE stream_id = $1"
-        if conn is not None:
-            return int(await conn.fetchval(sql, stream_id))
-        async with self.pool.acquire() as own:
-            return int(await own.fetchval(sql, stream_id))
+        async with self._connection(conn) as c:
+            return int(await c.fetchval(sql, stream_id))
 
     async def read_stream(
         self,
@@ -286,11 +301,8 @@ class EventStore:
             "AND ($5::text[] IS NULL OR type = ANY($5::text[])) ORDER BY version"
         )
         args = (stream_id, from_version, to_version, until, list(types) if types else None)
-        if conn is not None:
-            rows = await conn.fetch(sql, *args)
-        else:
-            async with self.pool.acquire() as own:
-                rows = await own.fetch(sql, *args)
+        async with self._connection(conn) as c:
+            rows = await c.fetch(sql, *args)
         return [_envelope(r) for r in rows]
 
     async def read_batch(
@@ -303,11 +315,8 @@ class EventStore:
     ) -> Batch:
         """The next committed events after `cursor` in commit order (never skips a late commit)."""
         args = (str(cursor.tx_id), cursor.position, list(types) if types else None, limit)
-        if conn is not None:
-            rows = await conn.fetch(_READ_AFTER, *args)
-        else:
-            async with self.pool.acquire() as own:
-                rows = await own.fetch(_READ_AFTER, *args)
+        async with self._connection(conn) as c:
+            rows = await c.fetch(_READ_AFTER, *args)
         events = [r for r in rows if not r["held"]]
         held_back = len(events) < len(rows)
         if events:
@@ -320,11 +329,8 @@ class EventStore:
         if position <= 0:
             return START
         sql = "SELECT tx_id::text FROM eventstore.events WHERE position = $1"
-        if conn is not None:
-            tx = await conn.fetchval(sql, position)
-        else:
-            async with self.pool.acquire() as own:
-                tx = await own.fetchval(sql, position)
+        async with self._connection(conn) as c:
+            tx = await c.fetchval(sql, position)
         if tx is None:
             raise UnknownPosition(position)
         return CommitCursor(int(tx), position)
