@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -14,7 +16,12 @@ import asyncpg
 import nats
 import pytest
 
-from libs.events.embedded import EmbeddedNats, EmbeddedPostgres, nats_server_binary
+from libs.events.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    EmbeddedServerError,
+    nats_server_binary,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self").exists(), reason="uses /proc")
 
@@ -111,6 +118,66 @@ async def test_nats_reaps_stale_server_on_same_store(tmp_path: Path) -> None:
     finally:
         await second.stop()
         await first.stop()
+    assert _pids_mentioning(str(tmp_path / "nats")) == []
+
+
+def _env_with_repo_on_path() -> dict[str, str]:
+    root = Path(__file__).resolve().parents[1]
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+@pytest.mark.asyncio
+async def test_nats_never_stops_a_server_whose_owner_is_alive(tmp_path: Path) -> None:
+    """Another process's live server is refused, not reaped; once its owner dies, it is stale."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from pathlib import Path
+        from libs.events.embedded import EmbeddedNats
+
+        async def main() -> None:
+            server = EmbeddedNats(Path({str(tmp_path)!r}))
+            await server.start()
+            print(server.pid, flush=True)
+            await asyncio.to_thread(sys.stdin.read)  # until the test kills us
+            await server.stop()
+
+        asyncio.run(main())
+        """
+    )
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env=_env_with_repo_on_path(),
+    )
+    second = EmbeddedNats(tmp_path)
+    try:
+        assert owner.stdout is not None
+        owned_pid = int(await asyncio.wait_for(owner.stdout.readline(), 60))
+        with pytest.raises(EmbeddedServerError, match=f"belongs to process {owner.pid}"):
+            await second.start()
+        assert _alive(owned_pid), "a live owner's server was stopped"
+        assert second.pid is None
+
+        owner.kill()  # dies hard: its server is left behind, orphaned
+        await asyncio.wait_for(owner.wait(), 10)
+        assert _alive(owned_pid)
+        await second.start()
+        assert _wait_gone([owned_pid]) == []
+        assert second.pid is not None and second.pid != owned_pid
+    finally:
+        await second.stop()
+        if owner.returncode is None:
+            owner.kill()
+            await owner.wait()
+        for pid in _pids_mentioning(str(tmp_path / "nats")):
+            os.kill(pid, signal.SIGKILL)
     assert _pids_mentioning(str(tmp_path / "nats")) == []
 
 

@@ -1,5 +1,5 @@
 """The `opsledger` command: dev (everything, embedded servers), run (one service), replay,
-parked events, migrations."""
+parked events, migrations. Every help text is written in whole sentences."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ SERVICE_MODULES: dict[str, str] = {
     "gateway": "services.gateway.app",
     "tickets": "services.tickets.app",
 }
+
+SERVICE_NAMES = ", ".join(SERVICE_MODULES)
 
 log = logging.getLogger("opsledger")
 
@@ -61,7 +63,11 @@ def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 @click.group()
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """OpsLedger: ops automation over an append-only event log."""
+    """OpsLedger is ops automation and a service desk over an append-only event log.
+
+    Settings come from OPSLEDGER_* environment variables (see the README). Run
+    `opsledger COMMAND --help` to read what a command does.
+    """
     settings = Settings()
     configure_logging(settings.log_level)
     ctx.obj = settings
@@ -75,25 +81,57 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 @cli.command()
 @click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="where embedded servers keep data"
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="The directory where the embedded servers keep their data (default .opsledger).",
 )
-@click.option("--port", type=int, help="HTTP port of the gateway (default 8080)")
-@click.option("--host", help="interface to listen on (default 127.0.0.1)")
+@click.option("--port", type=int, help="The gateway's HTTP port (default 8080).")
+@click.option("--host", help="The interface the gateway listens on (default 127.0.0.1).")
+@click.option(
+    "--processes",
+    is_flag=True,
+    help="Run each service as its own `opsledger run SERVICE` process, as Compose would.",
+)
 @click.pass_context
-def dev(ctx: click.Context, data_dir: Path | None, port: int | None, host: str | None) -> None:
-    """Start embedded NATS and Postgres (unless URLs are set), every service and the gateway."""
+def dev(
+    ctx: click.Context, data_dir: Path | None, port: int | None, host: str | None, processes: bool
+) -> None:
+    """Start the whole system, for development.
+
+    Every service and the gateway run in this one process (with --processes, each in its own
+    `opsledger run` process) on embedded NATS and Postgres under the data dir, unless
+    OPSLEDGER_NATS_URL or OPSLEDGER_DATABASE_URL name other servers. While it runs, the other
+    commands given the same data dir use its servers. If an embedded server (or, with
+    --processes, a service's process) dies, dev stops and exits non-zero. Ctrl-C stops
+    everything it started.
+    """
     from libs.events.devstack import run_dev
 
     settings = _settings(ctx, data_dir=data_dir, port=port, host=host)
-    _run(lambda stop: run_dev(settings, all_services(), stop))
+    _run(lambda stop: run_dev(settings, all_services(), stop, processes=processes))
 
 
-@cli.command()
-@click.argument("service")
-@click.option("--port", type=int, help="HTTP port (gateway only)")
-@click.option("--host", help="interface to listen on (gateway only)")
-@click.option("--relay/--no-relay", default=True, help="stand for relay leader (one wins per DB)")
-@click.option("--timers/--no-timers", default=True, help="fire due durable timers")
+@cli.command(
+    help=f"""Run one service, for Compose or to scale out (run it again for another replica).
+
+    SERVICE is one of: {SERVICE_NAMES}. It uses the servers that OPSLEDGER_DATABASE_URL and
+    OPSLEDGER_NATS_URL name, or else those of an `opsledger dev` running on the same data dir.
+    """,
+    short_help="Run one service, for Compose or to scale out.",
+)
+@click.argument("service", type=click.Choice(list(SERVICE_MODULES)), metavar="SERVICE")
+@click.option("--port", type=int, help="The HTTP port (for the gateway only).")
+@click.option("--host", help="The interface to listen on (for the gateway only).")
+@click.option(
+    "--relay/--no-relay",
+    default=True,
+    help="Whether this process stands for relay leader; one process per database wins.",
+)
+@click.option(
+    "--timers/--no-timers",
+    default=True,
+    help="Whether this process fires the durable timers that fall due.",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -103,21 +141,29 @@ def run(
     relay: bool,
     timers: bool,
 ) -> None:
-    """Run one service (for Compose and scaling out); needs OPSLEDGER_DATABASE_URL and _NATS_URL."""
-    from libs.events.devstack import run_services
+    from libs.events.devstack import run_services, use_running_stack
 
-    settings = _settings(ctx, port=port, host=host)
+    settings = use_running_stack(_settings(ctx, port=port, host=host))
     if not settings.database_url or not settings.nats_url:
-        raise click.UsageError("set OPSLEDGER_DATABASE_URL and OPSLEDGER_NATS_URL (or use `dev`)")
+        raise click.UsageError(
+            "set OPSLEDGER_DATABASE_URL and OPSLEDGER_NATS_URL, or start `opsledger dev` on this "
+            "data dir first"
+        )
     chosen = load_service(service)
     _run(lambda stop: run_services(settings, [chosen], stop, relay=relay, timers=timers))
 
 
-@cli.command()
-@click.argument("service")
+@cli.command(
+    help=f"""Rebuild a service's projections from the event log.
+
+    SERVICE is one of: {SERVICE_NAMES}. It runs every event through the same handlers as live
+    delivery does, so the rebuilt projections equal the live ones.
+    """,
+    short_help="Rebuild a service's projections from the event log.",
+)
+@click.argument("service", type=click.Choice(list(SERVICE_MODULES)), metavar="SERVICE")
 @click.pass_context
 def replay(ctx: click.Context, service: str) -> None:
-    """Rebuild SERVICE's projections from the event log."""
     from tqdm import tqdm
 
     from libs.events.devstack import with_deps
@@ -143,18 +189,26 @@ def replay(ctx: click.Context, service: str) -> None:
 
 @cli.group()
 def parked() -> None:
-    """Events a consumer gave up on after its last attempt."""
+    """Show and retry the events that a consumer gave up on.
+
+    A handler that keeps failing is retried with backoff and then parked; nothing is dropped.
+    """
 
 
 @parked.command("list")
-@click.option("--consumer", help="only this consumer")
+@click.option("--consumer", help="Show only this consumer's parked events.")
 @click.pass_context
 def parked_list(ctx: click.Context, consumer: str | None) -> None:
+    """List the parked events, the oldest first."""
     from libs.events.consumers import list_parked
     from libs.events.devstack import with_deps
 
     async def main(deps: Any) -> None:
-        for p in await list_parked(deps.pool, consumer=consumer):
+        found = await list_parked(deps.pool, consumer=consumer)
+        if not found:
+            whom = f"for the consumer {consumer}" if consumer else "for any consumer"
+            click.echo(f"No events are parked {whom}.")
+        for p in found:
             click.echo(
                 f"{p.event_id}  {p.consumer}  {p.type}  {p.stream_id}@{p.version}  "
                 f"attempts={p.attempts}  {p.error}"
@@ -167,6 +221,11 @@ def parked_list(ctx: click.Context, consumer: str | None) -> None:
 @click.argument("event_id", type=click.UUID)
 @click.pass_context
 def parked_retry(ctx: click.Context, event_id: UUID) -> None:
+    """Run a parked event's handlers again now.
+
+    EVENT_ID is the id that `opsledger parked list` shows. An event whose handlers succeed leaves
+    the list.
+    """
     from libs.events.consumers import retry_parked
     from libs.events.devstack import with_deps
 
@@ -185,7 +244,10 @@ def parked_retry(ctx: click.Context, event_id: UUID) -> None:
 @cli.command()
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
-    """Apply the store's and every service's migrations (also done at start)."""
+    """Apply the store's and every service's schema migrations.
+
+    The other commands also apply them when they start.
+    """
     from libs.events.devstack import with_deps
 
     async def main(_: Any) -> None:

@@ -1,20 +1,38 @@
 """Starting a deployment in this process: embedded servers when no URL is configured, the system,
-and the gateway's HTTP server. Ctrl-C (SIGINT) or SIGTERM stops everything it started."""
+and the gateway's HTTP server. Ctrl-C (SIGINT) or SIGTERM stops everything it started.
+
+`opsledger dev` records its servers and its pid in ``data_dir/dev-stack.json`` while it runs.
+Other commands on the same data dir (`parked`, `replay`, `migrate`, `run`) use those servers
+instead of starting their own, and dev stops, exiting non-zero, if one of its embedded servers
+dies under it. `dev --processes` runs each service as its own `opsledger run SERVICE` child."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import json
 import logging
+import os
+import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
 
 import asyncpg
 import click
 import uvicorn
 
-from libs.events.embedded import EmbeddedNats, EmbeddedPostgres
+from libs.events.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    EmbeddedServerError,
+    process_alive,
+    process_start_time,
+)
 from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
 from libs.events.system import System, close_deps, open_deps, prepare
@@ -23,6 +41,114 @@ from libs.events.testing import with_database
 log = logging.getLogger(__name__)
 
 DEV_DATABASE = "opsledger"
+STACK_FILE = "dev-stack.json"
+WATCH_INTERVAL_S = 0.5
+
+
+class CannotListen(click.ClickException):
+    """The HTTP port cannot be had: one line on stderr, exit code 2 (a usage problem)."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(self.message, err=True)
+
+
+class ServerLost(click.ClickException):
+    """An embedded server that dev started (or, with --processes, a service's process) died
+    under it: dev stops, exiting 1, rather than limp on."""
+
+
+def _note(message: str) -> None:
+    """Progress for the person at the terminal, on stderr (stdout is for a command's answer)."""
+    click.echo(message, err=True)
+
+
+# --- the HTTP listening socket ------------------------------------------------------------
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _free_port_near(host: str, port: int) -> int | None:
+    for candidate in range(port + 1, min(port + 100, 65535) + 1):
+        with contextlib.suppress(OSError), _bind(host, candidate):
+            return candidate
+    return None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port for the HTTP server, or CannotListen saying why not."""
+    try:
+        return _bind(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            other = _free_port_near(host, port)
+            hint = f"; try --port {other}" if other is not None else ""
+            raise CannotListen(f"port {port} is in use{hint}") from None
+        reason = exc.strerror or str(exc)
+        raise CannotListen(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+# --- the record of a running dev stack -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DevStack:
+    """What `opsledger dev` on a data dir is running: its pid and its servers' URLs (None for
+    a server it did not start, because a URL was configured)."""
+
+    pid: int
+    started: int | None
+    database_url: str | None
+    nats_url: str | None
+    http_url: str | None
+
+    @property
+    def alive(self) -> bool:
+        return process_alive(self.pid, self.started)
+
+
+def stack_path(data_dir: Path) -> Path:
+    return data_dir / STACK_FILE
+
+
+def running_stack(data_dir: Path) -> DevStack | None:
+    """The dev stack recorded in data_dir, if its process is alive (and is not this one)."""
+    try:
+        raw = json.loads(stack_path(data_dir).read_text())
+        stack = DevStack(**raw)
+    except (OSError, ValueError, TypeError):
+        return None
+    if stack.pid == os.getpid() or not stack.alive:
+        return None
+    return stack
+
+
+def _record_stack(data_dir: Path, stack: DevStack) -> None:
+    path = stack_path(data_dir)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    os.replace(tmp, path)  # readers never see half a record
+
+
+def _forget_stack(data_dir: Path) -> None:
+    path = stack_path(data_dir)
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        if DevStack(**json.loads(path.read_text())).pid == os.getpid():
+            path.unlink()
+
+
+# --- servers ---------------------------------------------------------------------------------
 
 
 async def ensure_database(server_url: str, name: str) -> str:
@@ -35,30 +161,200 @@ async def ensure_database(server_url: str, name: str) -> str:
     return with_database(server_url, name)
 
 
-async def resolve_servers(settings: Settings, stack: AsyncExitStack) -> Settings:
-    """Settings with both URLs set, starting embedded servers under data_dir for missing ones."""
+@dataclass(frozen=True)
+class _Started:
+    """An embedded server this process started, to watch."""
+
+    name: str
+    server: EmbeddedNats | EmbeddedPostgres
+
+
+async def _start_embedded(
+    settings: Settings, stack: AsyncExitStack
+) -> tuple[Settings, list[_Started]]:
+    """Start an embedded server under data_dir for each URL that is not set."""
     database_url, nats_url = settings.database_url, settings.nats_url
-    if database_url is None:
-        pg = EmbeddedPostgres(settings.data_dir)
-        stack.push_async_callback(pg.stop)
-        click.echo("starting embedded Postgres ...")
-        database_url = await ensure_database(await pg.start(), DEV_DATABASE)
-    if nats_url is None:
-        ns = EmbeddedNats(settings.data_dir)
-        stack.push_async_callback(ns.stop)
-        click.echo("starting embedded NATS ...")
-        nats_url = await ns.start()
-    return settings.model_copy(update={"database_url": database_url, "nats_url": nats_url})
+    started: list[_Started] = []
+    try:
+        if database_url is None:
+            pg = EmbeddedPostgres(settings.data_dir)
+            stack.push_async_callback(pg.stop)
+            _note("starting embedded Postgres ...")
+            database_url = await ensure_database(await pg.start(), DEV_DATABASE)
+            started.append(_Started("Postgres", pg))
+        if nats_url is None:
+            ns = EmbeddedNats(settings.data_dir)
+            stack.push_async_callback(ns.stop)
+            _note("starting embedded NATS ...")
+            nats_url = await ns.start()
+            started.append(_Started("NATS", ns))
+    except EmbeddedServerError as exc:
+        raise click.ClickException(str(exc)) from None
+    resolved = settings.model_copy(update={"database_url": database_url, "nats_url": nats_url})
+    return resolved, started
 
 
-async def run_dev(settings: Settings, services: Sequence[Service], stop: asyncio.Event) -> None:
+def use_running_stack(settings: Settings) -> Settings:
+    """Settings whose missing URLs are taken from the dev stack running on data_dir, if any."""
+    if settings.database_url is not None and settings.nats_url is not None:
+        return settings
+    running = running_stack(settings.data_dir)
+    if running is None:
+        return settings
+    update: dict[str, str] = {}
+    if settings.database_url is None and running.database_url is not None:
+        update["database_url"] = running.database_url
+    if settings.nats_url is None and running.nats_url is not None:
+        update["nats_url"] = running.nats_url
+    if update:
+        _note(f"using the servers of `opsledger dev` (pid {running.pid}) on {settings.data_dir}")
+    return settings.model_copy(update=update)
+
+
+async def resolve_servers(settings: Settings, stack: AsyncExitStack) -> Settings:
+    """Settings with both URLs set: the configured ones, else those of the dev stack running on
+    data_dir, else embedded servers started under data_dir (stopped by `stack`)."""
+    resolved, _ = await _start_embedded(use_running_stack(settings), stack)
+    return resolved
+
+
+async def _watch(started: Sequence[_Started], stop: asyncio.Event) -> str | None:
+    """Until `stop`: if a server dies, set `stop` and say which (None if none did)."""
+    while not stop.is_set():
+        for item in started:
+            if not item.server.is_running():
+                stop.set()
+                return (
+                    f"embedded {item.name} exited unexpectedly, so `opsledger dev` stopped "
+                    f"(its log: {item.server.log_path}); start it again"
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_S)
+    return None
+
+
+def _preflight(settings: Settings, services: Sequence[Service]) -> None:
     for service in services:
         if service.preflight is not None:
             service.preflight(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+async def run_dev(
+    settings: Settings,
+    services: Sequence[Service],
+    stop: asyncio.Event,
+    *,
+    processes: bool = False,
+) -> None:
+    """Everything until `stop`: in this process, or with `processes` each service in its own
+    `opsledger run SERVICE` child. ServerLost if an embedded server (or a child) dies."""
+    other = running_stack(settings.data_dir)
+    if other is not None:
+        where = f" at {other.http_url}" if other.http_url else ""
+        raise click.ClickException(
+            f"`opsledger dev` (pid {other.pid}) is already running on {settings.data_dir}{where}; "
+            "stop it first, or give this one another --data-dir"
+        )
+    # The port first: a busy one is reported before anything starts or writes.
+    listener = listen(settings.host, settings.port) if any(s.http for s in services) else None
     async with AsyncExitStack() as stack:
-        resolved = await resolve_servers(settings, stack)
-        await run_services(resolved, services, stop, relay=True, timers=True)
+        if listener is not None:
+            stack.callback(listener.close)
+        _preflight(settings, services)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        resolved, started = await _start_embedded(settings, stack)
+        embedded = {type(item.server) for item in started}
+        _record_stack(
+            settings.data_dir,
+            DevStack(
+                pid=os.getpid(),
+                started=process_start_time(os.getpid()),
+                database_url=resolved.database_url if EmbeddedPostgres in embedded else None,
+                nats_url=resolved.nats_url if EmbeddedNats in embedded else None,
+                http_url=_http_url(settings.host, listener) if listener is not None else None,
+            ),
+        )
+        stack.callback(_forget_stack, settings.data_dir)
+        watcher = asyncio.create_task(_watch(started, stop))
+        failed: str | None = None
+        try:
+            if processes:
+                failed = await run_processes(resolved, services, stop, listener=listener)
+            else:
+                await run_services(
+                    resolved, services, stop, relay=True, timers=True, listener=listener
+                )
+        finally:
+            stop.set()
+            lost = await watcher
+        if lost is not None or failed is not None:
+            raise ServerLost(lost or failed or "")
+
+
+CHILD_STOP_TIMEOUT_S = 30.0
+
+
+async def run_processes(
+    settings: Settings,
+    services: Sequence[Service],
+    stop: asyncio.Event,
+    *,
+    listener: socket.socket | None,
+) -> str | None:
+    """Each service as its own `opsledger run SERVICE` process on settings' servers, as Compose
+    runs them, until `stop`. A process that exits before then stops the rest, and is reported
+    (the return value) so dev exits non-zero rather than run on without it."""
+    env = {
+        **os.environ,
+        "OPSLEDGER_DATABASE_URL": settings.database_url or "",
+        "OPSLEDGER_NATS_URL": settings.nats_url or "",
+        "OPSLEDGER_DATA_DIR": str(settings.data_dir),
+        "OPSLEDGER_HOST": settings.host,
+        "OPSLEDGER_PORT": str(listener.getsockname()[1] if listener else settings.port),
+    }
+    if listener is not None:
+        listener.close()  # the gateway process binds it now
+    children: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for service in services:
+            children[service.name] = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "libs.events.cli", "run", service.name, env=env
+            )
+        _note(
+            "started "
+            + ", ".join(f"`opsledger run {name}` (pid {p.pid})" for name, p in children.items())
+        )
+        exits = {asyncio.create_task(p.wait()): name for name, p in children.items()}
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([*exits, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if stop.is_set():
+            return None
+        name = next(exits[task] for task in done if task in exits)
+        code = children[name].returncode or 0
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return f"the {name} process {how}, so `opsledger dev` stopped"
+    finally:
+        await _stop_children(list(children.values()))
+
+
+async def _stop_children(children: Sequence[asyncio.subprocess.Process]) -> None:
+    """SIGTERM (a clean stop), then SIGKILL whatever has not exited in time."""
+    for proc in children:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+    for proc in children:
+        try:
+            await asyncio.wait_for(proc.wait(), CHILD_STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("pid %s did not stop in time; killing it", proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+# --- running services ------------------------------------------------------------------------
 
 
 class QuietServer(uvicorn.Server):
@@ -72,16 +368,27 @@ class QuietServer(uvicorn.Server):
         return None
 
 
-async def serve_http(app: Any, *, host: str, port: int) -> tuple[QuietServer, asyncio.Task[None]]:
-    """Start serving `app` in this loop; returns once it listens (or raises why it could not)."""
+def _http_url(host: str, sock: socket.socket) -> str:
+    port = sock.getsockname()[1]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+async def serve_http(
+    app: Any, *, host: str, port: int, sock: socket.socket | None = None
+) -> tuple[QuietServer, asyncio.Task[None]]:
+    """Start serving `app` in this loop on `sock` (else a socket bound to host:port here);
+    returns once it listens (or raises why it could not)."""
+    if sock is None:
+        sock = listen(host, port)
     server = QuietServer(
         uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off", access_log=False)
     )
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     # uvicorn exposes no "started" event to wait on
     while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if serving.done():
+        sock.close()
         serving.result()
         raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
     return server, serving
@@ -94,11 +401,20 @@ async def run_services(
     *,
     relay: bool,
     timers: bool,
+    listener: socket.socket | None = None,
 ) -> None:
+    """Run `services` in this process until `stop`; the HTTP one (if any) serves on `listener`
+    (else on a socket bound to settings.host:port before anything else starts)."""
     assert settings.database_url and settings.nats_url
-    for service in services:
-        if service.preflight is not None:
-            service.preflight(settings)
+    http = [s.http for s in services if s.http is not None]
+    if http and listener is None:
+        listener = listen(settings.host, settings.port)
+    try:
+        _preflight(settings, services)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
     system = System(
         settings=settings,
         database_url=settings.database_url,
@@ -108,16 +424,20 @@ async def run_services(
         timers=timers,
         name="+".join(s.name for s in services),
     )
-    deps = await system.start()
+    try:
+        deps = await system.start()
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
     server: QuietServer | None = None
     serving: asyncio.Task[None] | None = None
     try:
-        http = [s.http for s in services if s.http is not None]
-        if http:
+        if http and listener is not None:
             server, serving = await serve_http(
-                http[0](deps), host=settings.host, port=settings.port
+                http[0](deps), host=settings.host, port=settings.port, sock=listener
             )
-            click.echo(f"OpsLedger is running at http://{settings.host}:{settings.port}/")
+            click.echo(f"OpsLedger is running at {_http_url(settings.host, listener)}")
         click.echo(f"running: {', '.join(s.name for s in services)} (Ctrl-C stops)")
         await stop.wait()
         click.echo("stopping ...")
@@ -126,13 +446,16 @@ async def run_services(
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await serving
+        if listener is not None:
+            listener.close()
         await system.stop()
 
 
 async def with_deps(
     settings: Settings, services: Sequence[Service], main: Callable[[Deps], Awaitable[Any]]
 ) -> Any:
-    """Open the pool and the bus (embedded servers if needed), migrate, run `main`, close."""
+    """Open the pool and the bus (the running dev stack's servers, else embedded ones if
+    needed), migrate, run `main`, close."""
     async with AsyncExitStack() as stack:
         resolved = await resolve_servers(settings, stack)
         assert resolved.database_url and resolved.nats_url

@@ -81,6 +81,34 @@ def _pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` (None when it cannot be read, e.g. not Linux)."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), to tell it from a later process that
+    reuses its number; None when it cannot be read (no such process, or not Linux)."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """True if ``pid`` is alive and is the process that started at ``start_time`` (when known)."""
+    if not _pid_alive(pid):
+        return False
+    return start_time is None or process_start_time(pid) in (None, start_time)
+
+
 def _read_tail(path: Path, limit: int = 4000) -> str:
     try:
         return path.read_text(errors="replace")[-limit:]
@@ -90,6 +118,10 @@ def _read_tail(path: Path, limit: int = 4000) -> str:
 
 class EmbeddedNats:
     """A ``nats-server -js`` child process whose JetStream store lives in ``data_dir/nats``.
+
+    The process that starts it is its owner (recorded in ``nats-server.owner``). A server left on
+    the store dir by an owner that died is stopped by the next ``start()``; one whose owner is
+    alive in another process is never touched: ``start()`` refuses instead.
 
     Use ``await start()`` / ``await stop()`` (call stop in ``finally``) or
     ``async with EmbeddedNats(path) as nats: ... nats.url``.
@@ -107,6 +139,7 @@ class EmbeddedNats:
         self.store_dir = (self.data_dir / "nats").resolve()
         self.log_path = self.store_dir / "nats-server.log"
         self.pid_path = self.store_dir / "nats-server.pid"
+        self.owner_path = self.store_dir / "nats-server.owner"
         self._binary = binary
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -135,6 +168,10 @@ class EmbeddedNats:
         """PID of the nats-server child, or None when not running."""
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
+
+    def is_running(self) -> bool:
+        """True while the server this instance started is alive."""
+        return self.pid is not None
 
     async def start(self) -> str:
         """Start nats-server (if not already running) and return its client URL."""
@@ -215,6 +252,8 @@ class EmbeddedNats:
             str(self.pid_path),
         ]
         self._log_file = self.log_path.open("ab")
+        # Before the server exists, so whoever finds its pid file also finds its owner.
+        self.owner_path.write_text(f"{os.getpid()}\n")
         logger.info("starting %s", " ".join(args))
         # A new session keeps a terminal Ctrl-C away from the server: our stop() (run from the
         # caller's `finally`, or atexit) shuts it down after the app has drained its work.
@@ -257,12 +296,33 @@ class EmbeddedNats:
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
+            if proc is not None and self._recorded_owner() == os.getpid():
+                self.owner_path.unlink(missing_ok=True)
             self._url = None
             self._monitor_url = None
             atexit.unregister(self._stop_sync)
 
+    def _recorded_owner(self) -> int | None:
+        try:
+            return int(self.owner_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _live_owner(self, server_pid: int) -> int | None:
+        """The other process that started ``server_pid``, if it is still alive; else None.
+
+        The owner is alive exactly while it is still the server's parent: when it dies, the
+        server is re-parented, so a later process reusing its pid is not mistaken for it. In
+        this process a new instance replaces an earlier one (the server is ours to stop).
+        """
+        owner = self._recorded_owner()
+        if owner is None or owner == os.getpid():
+            return None
+        return owner if parent_pid(server_pid) == owner and _pid_alive(owner) else None
+
     def _reap_stale_server(self) -> None:
-        """Stop a nats-server left running on this store dir by a process that died hard.
+        """Stop a nats-server left running on this store dir by a process that died hard; refuse
+        to start if its owner is still alive.
 
         Two servers on one store dir would corrupt it, and nats-server does not lock it.
         """
@@ -279,6 +339,12 @@ class EmbeddedNats:
         args = [arg.decode(errors="replace") for arg in cmdline]
         if not args or not args[0].endswith("nats-server") or str(self.store_dir) not in args:
             return
+        owner = self._live_owner(pid)
+        if owner is not None:
+            raise EmbeddedServerError(
+                f"the nats-server on {self.store_dir} (pid {pid}) belongs to process {owner}, "
+                "which is still running; use its server or stop it first"
+            )
         logger.warning("stopping stale nats-server pid %s on %s", pid, self.store_dir)
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self._stop_timeout
@@ -351,6 +417,15 @@ class EmbeddedPostgres:
     def pid(self) -> int | None:
         """PID of the postmaster while running, else None."""
         return self._pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.pgdata / "log"
+
+    def is_running(self) -> bool:
+        """True while the postmaster this instance started (or joined) is alive."""
+        pid = self._pid
+        return pid is not None and _pid_alive(pid)
 
     async def start(self) -> str:
         """Start (or initialise, then start) Postgres and return its connection URL."""

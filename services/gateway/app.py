@@ -23,7 +23,12 @@ def create_app(deps: Deps) -> FastAPI:
     app = FastAPI(
         title="OpsLedger",
         version="0.1.0",
-        description="Ops automation over an append-only event log.",
+        description=(
+            "Ops automation over an append-only event log.\n\n"
+            "Authenticate with the session cookie that `POST /api/v1/auth/login` sets, or with an "
+            "API token from `POST /api/v1/tokens` sent as `Authorization: Bearer ...` (the "
+            "Authorize button on this page takes either)."
+        ),
         openapi_url="/openapi.json",
     )
     app.state.deps = deps

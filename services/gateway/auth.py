@@ -6,7 +6,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from libs.events.envelope import Actor, ActorKind
@@ -90,6 +91,22 @@ async def _from_session(deps: Deps, secret: bytes, value: str) -> Principal | No
     return _principal(live.user, session_id=session_id)
 
 
+# The two ways to authenticate, declared as OpenAPI security schemes (so the API docs page can
+# authorise, and clients can be generated); every operation that needs a caller lists both.
+SESSION_SCHEME = APIKeyCookie(
+    name=security.SESSION_COOKIE,
+    scheme_name="session",
+    description="The session cookie that POST /api/v1/auth/login sets (browsers send it).",
+    auto_error=False,
+)
+TOKEN_SCHEME = HTTPBearer(
+    scheme_name="token",
+    description="An API token from POST /api/v1/tokens, sent as `Authorization: Bearer olt_...`. "
+    "When sent, it is the only credential considered.",
+    auto_error=False,
+)
+
+
 def bearer(request: Request) -> str | None:
     """The credentials of an `Authorization: Bearer ...` header ('' when malformed)."""
     header = request.headers.get("authorization")
@@ -99,13 +116,18 @@ def bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-async def _caller(request: Request, deps: DepsDep) -> Principal | None:
+async def _caller(
+    request: Request,
+    deps: DepsDep,
+    cookie: Annotated[str | None, Security(SESSION_SCHEME)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(TOKEN_SCHEME)],
+) -> Principal | None:
     """The caller, or None for no or invalid credentials. A Bearer header, when sent, is the
-    only credential considered."""
+    only credential considered (read here, not from TOKEN_SCHEME, which ignores a malformed
+    one: that must not fall back to the cookie)."""
     token = bearer(request)
     if token is not None:
         return await _from_token(deps, token) if token else None
-    cookie = request.cookies.get(security.SESSION_COOKIE)
     if cookie:
         return await _from_session(deps, request.app.state.secret, cookie)
     return None
