@@ -25,8 +25,7 @@ async def test_a_task_that_is_down_makes_readiness_503_and_is_named(
 
     answer = await eventually(ready, until=lambda r: r.status_code == 503)
     details = answer.json()["error"]["details"]
-    [down] = details["tasks"]["down"]
-    assert down["task"] == "doomed"
+    [down] = [t for t in details["tasks"]["down"] if t["task"] == "doomed"]
     assert down["state"] == "down"
     assert "refused us" in down["last_error"]
     assert down["since"]
@@ -52,9 +51,10 @@ async def test_a_task_down_in_another_process_is_named_by_this_gateway(
     async with other as deps:
         deps.supervisor.start("mailer", doomed)
         answer = await eventually(ready, until=lambda r: r.status_code == 503)
-        [down] = answer.json()["error"]["details"]["tasks"]["down"]
+        [down] = [
+            t for t in answer.json()["error"]["details"]["tasks"]["down"] if t["task"] == "mailer"
+        ]
         assert down["process"] == deps.supervisor.process
-        assert down["task"] == "mailer"
         assert "smtp refused us" in down["last_error"]
     # a process that stopped cleanly takes its report with it
     await eventually(ready, until=lambda r: r.status_code == 200)
