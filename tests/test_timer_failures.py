@@ -3,7 +3,11 @@ cannot fire is parked alone and the others still fire."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
+from asyncio.subprocess import PIPE
 from datetime import UTC, datetime, timedelta
 
 from libs.events.envelope import Actor, Metadata
@@ -60,6 +64,26 @@ async def test_an_old_payload_is_upcast_and_a_bad_one_is_parked_while_the_rest_f
         history = await deps.store.read_stream(timer_stream(bad))
         assert [e.type for e in history] == ["timer.scheduled", "timer.parked"]
         assert deps.supervisor.down() == []
+    listed = await opsledger(settings, database_url, nats_url, "parked", "list")
+    assert f"timer {bad}" in listed
+    assert "could not fire" in listed
+
+
+async def opsledger(settings: Settings, database_url: str, nats_url: str, *args: str) -> str:
+    """Run the real `opsledger` command against this test's deployment; its standard output."""
+    env = {
+        **os.environ,
+        "OPSLEDGER_DATABASE_URL": database_url,
+        "OPSLEDGER_NATS_URL": nats_url,
+        "OPSLEDGER_NAMESPACE": settings.namespace,
+        "OPSLEDGER_DATA_DIR": str(settings.data_dir / "cli"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "libs.events.cli", *args, env=env, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def test_a_timer_scheduled_records_the_schema_version_of_its_payload(

@@ -199,9 +199,10 @@ def parked() -> None:
 @click.option("--consumer", help="Show only this consumer's parked events.")
 @click.pass_context
 def parked_list(ctx: click.Context, consumer: str | None) -> None:
-    """List the parked events, the oldest first."""
+    """List the parked events, the oldest first, then the timers that could not fire."""
     from libs.events.consumers import list_parked
     from libs.events.devstack import with_deps
+    from libs.events.timers import list_parked_timers
 
     async def main(deps: Any) -> None:
         found = await list_parked(deps.pool, consumer=consumer)
@@ -213,6 +214,12 @@ def parked_list(ctx: click.Context, consumer: str | None) -> None:
                 f"{p.event_id}  {p.consumer}  {p.type}  {p.stream_id}@{p.version}  "
                 f"attempts={p.attempts}  {p.error}"
             )
+        if consumer is None:
+            for t in await list_parked_timers(deps.pool):
+                click.echo(
+                    f"timer {t.timer_id}  due {t.due_at.isoformat()}  {t.event_type} -> "
+                    f"{t.target_stream}  could not fire: {t.error}"
+                )
 
     asyncio.run(with_deps(_settings(ctx), all_services(), main))
 

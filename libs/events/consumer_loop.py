@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 HANDLED = Counter("opsledger_events_handled_total", "Events processed", ["consumer", "outcome"])
 FETCH_BATCH = 64
 FETCH_TIMEOUT_S = 1.0
-ACK_WAIT_S = 60.0
+ACK_WAIT_S = 15.0
+"""How long the bus waits for an ack before redelivering (a crashed replica's batch comes back
+this soon); a long batch keeps its messages with in-progress beats every third of it."""
 REPLAY_WAIT_S = 1.0
 """How long a message waits (nak delay) while a replay of its consumer runs."""
 CATCH_UP_BATCH = 500
