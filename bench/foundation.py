@@ -25,9 +25,13 @@ from libs.events.testing import scratch_database
 RESULTS = Path(__file__).parent / "results" / "foundation.md"
 WRITERS = 16
 BATCH = 100
-RATE = 500.0
+RATES = (500.0, 1000.0, 2000.0)
+"""Offered event rates of the commit→handler runs (the pipeline of later issues multiplies
+every event by four or five)."""
 APPEND_AIM = 0.5
 P99_AIM_MS = 20.0
+P99_AIM_RATE = 1000.0
+"""The p99 aim holds up to this rate; above it the row shows whether the rate is sustained."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,17 @@ async def throughput_rows(env: BenchEnv, plan: Plan) -> list[Row]:
 
 
 async def latency_rows(env: BenchEnv, plan: Plan) -> list[Row]:
+    rows: list[Row] = []
+    for rate in RATES:
+        rows += await latency_rows_at(env, plan, rate)
+    return rows
+
+
+async def latency_rows_at(env: BenchEnv, plan: Plan, rate: float) -> list[Row]:
     async with scratch_database(env.server_url) as url:
-        ours = await latency.ours(env, url, rate=RATE, seconds=plan.latency_seconds)
-    raw = await latency.raw(env, rate=RATE, seconds=plan.latency_seconds, size=envelope_size())
-    at = f"@ {RATE:.0f}/s"
+        ours = await latency.ours(env, url, rate=rate, seconds=plan.latency_seconds)
+    raw = await latency.raw(env, rate=rate, seconds=plan.latency_seconds, size=envelope_size())
+    at = f"@ {rate:.0f}/s"
     p99 = percentile(ours.delays_ms, 99)
     return [
         Row(
@@ -90,8 +101,8 @@ async def latency_rows(env: BenchEnv, plan: Plan) -> list[Row]:
             p99,
             percentile(raw.delays_ms, 99),
             "ms",
-            f"<= {P99_AIM_MS:.0f} ms",
-            p99 <= P99_AIM_MS,
+            f"<= {P99_AIM_MS:.0f} ms" if rate <= P99_AIM_RATE else "",
+            p99 <= P99_AIM_MS if rate <= P99_AIM_RATE else None,
         ),
         Row(
             f"commit→handler max {at}",
@@ -100,13 +111,13 @@ async def latency_rows(env: BenchEnv, plan: Plan) -> list[Row]:
             "ms",
         ),
         Row(
-            f"appends/publishes achieved (offered {RATE:.0f}/s)",
+            f"appends/publishes achieved (offered {rate:.0f}/s)",
             ours.sent_rate,
             raw.sent_rate,
             "ev/s",
         ),
         Row(
-            "delivered to handler",
+            f"delivered to handler {at}",
             ours.delivered_rate,
             raw.delivered_rate,
             "ev/s",
