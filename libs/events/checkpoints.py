@@ -61,15 +61,33 @@ async def lock_checkpoints(
     """Create or lock the consumer's rows for `stream_ids` in one statement, in stream-id order.
 
     The no-op update takes the row lock, so a racing replica waits here until we commit."""
+    locked = await lock_checkpoints_gated(conn, consumer, stream_ids, gate=None)
+    if locked is None:
+        raise RuntimeError("unreachable: without a gate every row is locked")
+    return locked
+
+
+async def lock_checkpoints_gated(
+    conn: Conn, consumer: str, stream_ids: Iterable[str], *, gate: int | None
+) -> dict[str, Checkpoint] | None:
+    """`lock_checkpoints`, but the same statement first tries the advisory lock
+    (gate, hashtext(consumer)) shared for the transaction, and locks nothing and returns None
+    when it is held exclusively (a replay of this consumer is running): one round trip."""
     ordered = sorted(set(stream_ids))
     rows = await conn.fetch(
+        "WITH gate AS (SELECT $3::int IS NULL "
+        "  OR pg_try_advisory_xact_lock_shared($3::int, hashtext($1)) AS open) "
         "INSERT INTO eventstore.consumer_streams AS c (consumer, stream_id, version) "
-        "SELECT $1, s.id, 0 FROM unnest($2::text[]) WITH ORDINALITY AS s(id, n) ORDER BY s.n "
+        "SELECT $1, s.id, 0 FROM gate, unnest($2::text[]) WITH ORDINALITY AS s(id, n) "
+        "WHERE gate.open ORDER BY s.n "
         "ON CONFLICT (consumer, stream_id) DO UPDATE SET version = c.version "
         "RETURNING c.stream_id, c.version, c.parked",
         consumer,
         ordered,
+        gate,
     )
+    if ordered and not rows:
+        return None
     return {r["stream_id"]: Checkpoint(r["version"], set(r["parked"])) for r in rows}
 
 

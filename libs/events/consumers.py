@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from libs.events.checkpoints import Checkpoint, lock_checkpoints, save_checkpoints
+from libs.events.checkpoints import Checkpoint, lock_checkpoints_gated, save_checkpoints
 from libs.events.db import Conn
 from libs.events.envelope import Actor, Envelope, Metadata
 from libs.events.parking import ParkedEvent, list_parked, park, retry_parked
@@ -150,10 +150,11 @@ class Dispatcher:
         and HandlerFailed naming the event whose handler failed (the transaction is then lost)."""
         if not envelopes:
             return []
-        await self.enter(conn)
-        checkpoints = await lock_checkpoints(
-            conn, self.consumer.name, (e.stream_id for e in envelopes)
+        checkpoints = await lock_checkpoints_gated(
+            conn, self.consumer.name, (e.stream_id for e in envelopes), gate=REPLAY_LOCK
         )
+        if checkpoints is None:
+            raise ReplayInProgress(self.consumer.name)
         outcomes = [await self._apply(conn, e, checkpoints[e.stream_id]) for e in envelopes]
         await save_checkpoints(conn, self.consumer.name, checkpoints)
         return outcomes

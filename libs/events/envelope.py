@@ -7,13 +7,13 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import uuid6
 from pydantic import BaseModel, ConfigDict, Field
+from uuid_utils.compat import uuid7
 
 
 def new_id() -> UUID:
     """A time-ordered UUIDv7, so ids sort roughly by creation time."""
-    return UUID(int=uuid6.uuid7().int)
+    return uuid7()
 
 
 class ActorKind(StrEnum):

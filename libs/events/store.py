@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,8 @@ class CommitCursor:
 
 
 START = CommitCursor()
+_APPENDED_IN_TRANSACTION: ContextVar[list[bool] | None] = ContextVar("appended", default=None)
+"""Set by `transaction()`: whether an append happened inside it, so it wakes the relay only then."""
 ANY_ATTEMPTS = 100
 
 _COLUMNS = "position, id, stream_id, version, type, schema_version, data, metadata, recorded_at"
@@ -141,10 +144,17 @@ class EventStore:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
-        """A pooled connection in a transaction; the relay is woken once it has committed."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
-        await self.committed()
+        """A pooled connection in a transaction; the relay is woken once it has committed, if
+        anything was appended in it (a projection's transaction appends nothing)."""
+        appended = [False]
+        token = _APPENDED_IN_TRANSACTION.set(appended)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield conn
+        finally:
+            _APPENDED_IN_TRANSACTION.reset(token)
+        if appended[0]:
+            await self.committed()
 
     @contextlib.asynccontextmanager
     async def _connection(self, conn: Conn | None) -> AsyncIterator[Conn]:
@@ -229,6 +239,8 @@ class EventStore:
             written = await self._append(conn, args, events, event_ids, metadata)
         if not conn.is_in_transaction():  # that transaction was the outermost one
             await self.committed()
+        elif (appended := _APPENDED_IN_TRANSACTION.get()) is not None:
+            appended[0] = True  # transaction() wakes the relay after its commit
         return written
 
     async def _append(
