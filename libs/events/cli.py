@@ -22,6 +22,9 @@ from libs.events.settings import Settings
 
 # Import paths, not imports: the command stays fast and libs never import services at load time.
 SERVICE_MODULES: dict[str, str] = {
+    # people first: in one process its migrations run before the gateway's (people's moves the
+    # gateway's old people tables, which a later gateway migration trims)
+    "people": "services.people.app",
     "gateway": "services.gateway.app",
     "tickets": "services.tickets.app",
 }
@@ -199,7 +202,10 @@ def parked() -> None:
 @click.option("--consumer", help="Show only this consumer's parked events.")
 @click.pass_context
 def parked_list(ctx: click.Context, consumer: str | None) -> None:
-    """List the parked events, the oldest first, then the timers that could not fire."""
+    """List the parked events and timers, the oldest first.
+
+    A parked timer is one that could not fire; the other timers fire on time regardless.
+    """
     from libs.events.consumers import list_parked
     from libs.events.devstack import with_deps
     from libs.events.timers import list_parked_timers

@@ -404,8 +404,10 @@ async def run_services(
     listener: socket.socket | None = None,
 ) -> None:
     """Run `services` in this process until `stop`; the HTTP one (if any) serves on `listener`
-    (else on a socket bound to settings.host:port before anything else starts)."""
-    assert settings.database_url and settings.nats_url
+    (else on a socket bound to settings.host:port before anything else starts). If the HTTP
+    server ends by itself, the process stops and says so (exit 1) rather than run without it."""
+    if not settings.database_url or not settings.nats_url:
+        raise click.UsageError("set OPSLEDGER_DATABASE_URL and OPSLEDGER_NATS_URL (or use `dev`)")
     http = [s.http for s in services if s.http is not None]
     if http and listener is None:
         listener = listen(settings.host, settings.port)
@@ -439,7 +441,7 @@ async def run_services(
             )
             click.echo(f"OpsLedger is running at {_http_url(settings.host, listener)}")
         click.echo(f"running: {', '.join(s.name for s in services)} (Ctrl-C stops)")
-        await stop.wait()
+        await _until_stopped_or_ended(stop, serving)
         click.echo("stopping ...")
     finally:
         if server is not None and serving is not None:
@@ -451,6 +453,20 @@ async def run_services(
         await system.stop()
 
 
+async def _until_stopped_or_ended(stop: asyncio.Event, serving: asyncio.Task[None] | None) -> None:
+    stopping = asyncio.ensure_future(stop.wait())
+    watched: set[asyncio.Future[Any]] = {stopping}
+    if serving is not None:
+        watched.add(serving)
+    try:
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if serving is not None and serving.done() and not stop.is_set():
+        failure = serving.exception() if not serving.cancelled() else None
+        raise click.ClickException(f"the HTTP server stopped by itself ({failure!r}); stopping")
+
+
 async def with_deps(
     settings: Settings, services: Sequence[Service], main: Callable[[Deps], Awaitable[Any]]
 ) -> Any:
@@ -458,7 +474,8 @@ async def with_deps(
     needed), migrate, run `main`, close."""
     async with AsyncExitStack() as stack:
         resolved = await resolve_servers(settings, stack)
-        assert resolved.database_url and resolved.nats_url
+        if not resolved.database_url or not resolved.nats_url:
+            raise RuntimeError("resolve_servers left a server URL unset")
         deps = await open_deps(
             resolved, database_url=resolved.database_url, nats_url=resolved.nats_url, name="cli"
         )
