@@ -236,7 +236,7 @@ def parked_retry(ctx: click.Context, event_id: UUID) -> None:
     EVENT_ID is the id that `opsledger parked list` shows. An event whose handlers succeed leaves
     the list.
     """
-    from libs.events.consumers import retry_parked
+    from libs.events.consumers import ReplayInProgress, retry_parked
     from libs.events.devstack import with_deps
 
     services = all_services()
@@ -245,7 +245,12 @@ def parked_retry(ctx: click.Context, event_id: UUID) -> None:
         dispatchers = {}
         for service in services:
             dispatchers.update(service.dispatchers(deps))
-        done = await retry_parked(deps.pool, dispatchers, event_id)
+        try:
+            done = await retry_parked(deps.pool, dispatchers, event_id)
+        except ReplayInProgress as exc:
+            raise click.ClickException(
+                f"a replay of {exc} is running and will run the event again; retry after it"
+            ) from None
         click.echo(f"retried {done} parked handler(s) for {event_id}")
 
     asyncio.run(with_deps(_settings(ctx), services, main))

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,10 +30,11 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from libs.events.consumers import Dispatcher, HandlerFailed, ReplayInProgress
-from libs.events.db import is_connection_error
+from libs.events.consumers import Dispatcher, HandlerFailed, ReplayInProgress, describe
+from libs.events.db import is_connection_error, is_database_connection_error
 from libs.events.envelope import Envelope
-from libs.events.parking import park, record_attempt
+from libs.events.parking import park, record_attempt, record_finish, record_start
+from libs.events.replay import resume_interrupted_replay
 from libs.events.store import START, load_envelope
 from libs.events.supervisor import TaskStatus
 
@@ -50,6 +52,10 @@ this soon); a long batch keeps its messages with in-progress beats every third o
 REPLAY_WAIT_S = 1.0
 """How long a message waits (nak delay) while a replay of its consumer runs."""
 CATCH_UP_BATCH = 500
+REPLAY_CHECK_S = 5.0
+"""How often a live loop looks for an interrupted replay of its consumer to run again."""
+BATCH_BUDGET_S = 0.1
+"""A batch commits and goes on in a new transaction once its handlers have taken this long."""
 
 
 @dataclass
@@ -63,9 +69,13 @@ class ConsumerLoop:
 
     async def run(self, status: TaskStatus) -> None:
         sub = await self._subscribe()
+        next_replay_check = 0.0
         try:
             status.up()
             while not status.stopping.is_set():
+                if time.monotonic() >= next_replay_check:
+                    await self._resume_interrupted_replay()
+                    next_replay_check = time.monotonic() + REPLAY_CHECK_S
                 try:
                     messages = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
                 except (TimeoutError, NatsTimeoutError):
@@ -74,6 +84,10 @@ class ConsumerLoop:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _resume_interrupted_replay(self) -> None:
+        if self.dispatcher.consumer.replayable:
+            await resume_interrupted_replay(self.dispatcher, self.deps)
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         settings, js = self.deps.settings, self.deps.js
@@ -137,21 +151,32 @@ class ConsumerLoop:
             except ReplayInProgress:
                 await asyncio.sleep(REPLAY_WAIT_S)
             except HandlerFailed as exc:
-                if is_connection_error(exc.cause):
+                if is_database_connection_error(exc.cause):
                     raise
                 attempts, _ = await self._count_failure(exc)
                 if attempts < max_attempts:
                     await asyncio.sleep(backoff_delay(attempts))
 
     async def handle_batch(self, messages: Sequence[Msg]) -> None:
-        """Process a fetched batch in order in ONE transaction (one commit, one WAL flush,
-        instead of one per event), then ack it. If anything in it fails, nothing of it is kept
-        and the batch is processed one message at a time."""
+        """Process a fetched batch in order in as few transactions as its handlers' time allows
+        (one commit, one WAL flush, instead of one per event; a new transaction after every
+        BATCH_BUDGET_S, so slow handlers never make a long one), acking each part as it commits.
+        If anything fails, the rest is processed one message at a time. A batch holding a
+        redelivered message is processed one at a time from the start, counting runs begun
+        and finished, so an event whose handler kills its process is parked in the end."""
         pairs = [(msg, env) for msg in messages if (env := await self._decode(msg)) is not None]
         async with self._keep_alive(messages):
-            if len(pairs) > 1 and await self._apply_together(pairs):
+            if any(_redelivered(msg) for msg, _ in pairs):
+                for msg, envelope in pairs:
+                    await self._handle(msg, envelope, watch=_redelivered(msg))
                 return
-            for msg, envelope in pairs:
+            rest = pairs
+            while len(rest) > 1:
+                done = await self._apply_together(rest)
+                if done is None:
+                    break
+                rest = rest[done:]
+            for msg, envelope in rest:
                 await self._handle(msg, envelope)
 
     async def _decode(self, msg: Msg) -> Envelope | None:
@@ -163,29 +188,35 @@ class ConsumerLoop:
                 await msg.term()
             return None
 
-    async def _apply_together(self, pairs: list[tuple[Msg, Envelope]]) -> bool:
+    async def _apply_together(self, pairs: list[tuple[Msg, Envelope]]) -> int | None:
+        """Apply a prefix of `pairs` in one transaction and ack it; how many were done, or None
+        when it failed (nothing of it kept)."""
         try:
             async with self.deps.store.transaction() as conn:
-                outcomes = await self.dispatcher.apply_batch(conn, [env for _, env in pairs])
+                outcomes = await self.dispatcher.apply_batch(
+                    conn, [env for _, env in pairs], budget_s=BATCH_BUDGET_S
+                )
         except ReplayInProgress:
             for msg, _ in pairs:
                 await self._nak(msg, REPLAY_WAIT_S)
-            return True
+            return len(pairs)
         except HandlerFailed as exc:
             log.debug("%s: a batch of %d failed (%r); one by one", self.name, len(pairs), exc)
-            if not is_connection_error(exc.cause):
+            if not is_database_connection_error(exc.cause):
                 # that run of the handler counts; store trouble here shows again one by one
                 with contextlib.suppress(Exception):
                     await self._count_failure(exc)
-            return False
+            return None
         except Exception as exc:
             log.debug("%s: a batch of %d failed (%r); one by one", self.name, len(pairs), exc)
-            return False
-        for (msg, _), processed in zip(pairs, outcomes, strict=True):
+            return None
+        for (msg, _), processed in zip(pairs, outcomes, strict=False):
             await self._ack(msg, processed)
-        return True
+        return len(outcomes)
 
-    async def _handle(self, msg: Msg, envelope: Envelope) -> None:
+    async def _handle(self, msg: Msg, envelope: Envelope, *, watch: bool = False) -> None:
+        if watch and not await self._may_run_again(msg, envelope):
+            return
         try:
             async with self.deps.store.transaction() as conn:
                 processed = await self.dispatcher.apply(conn, envelope)
@@ -194,20 +225,50 @@ class ConsumerLoop:
             await self._nak(msg, REPLAY_WAIT_S)
             return
         except HandlerFailed as exc:
-            if is_connection_error(exc.cause):
+            await self._finished(envelope, watch)
+            if is_database_connection_error(exc.cause):
                 await self._transient(msg, exc.cause)
             else:
                 await self._failed(msg, exc)
             return
-        except Exception as exc:  # the store or the connection, not a handler
-            await self._transient(msg, exc)
+        except Exception as exc:
+            await self._finished(envelope, watch)
+            if is_connection_error(exc):  # the store or the connection, not a handler
+                await self._transient(msg, exc)
+            else:  # the runtime failed around the handler: count it, or it retries forever
+                await self._failed(msg, HandlerFailed(envelope, exc, note="around its handler"))
             return
+        await self._finished(envelope, watch)
         await self._ack(msg, processed)
 
-    async def _failed(self, msg: Msg, exc: HandlerFailed) -> None:
-        """Count the attempt against the event that failed; park it at the last attempt."""
+    async def _may_run_again(self, msg: Msg, envelope: Envelope) -> bool:
+        """Before running a redelivered event: note the run, and park the event instead when
+        as many earlier runs as it has attempts never finished (their process died)."""
         try:
-            attempts, parked = await self._count_failure(exc)
+            async with self.deps.pool.acquire() as conn:
+                died = await record_start(conn, consumer=self.name, envelope=envelope)
+        except Exception as exc:
+            await self._transient(msg, exc)
+            return False
+        if died < self.deps.settings.handler_max_attempts:
+            return True
+        cause = RuntimeError(f"the process handling it ended {died} times before it finished")
+        await self._failed(
+            msg, HandlerFailed(envelope, cause, note="it kills its process"), last=True
+        )
+        return False
+
+    async def _finished(self, envelope: Envelope, watched: bool) -> None:
+        if watched:
+            with contextlib.suppress(Exception):  # at worst one run is later counted as a death
+                async with self.deps.pool.acquire() as conn:
+                    await record_finish(conn, consumer=self.name, envelope=envelope)
+
+    async def _failed(self, msg: Msg, exc: HandlerFailed, *, last: bool = False) -> None:
+        """Count the attempt against the event that failed; park it at the last attempt (or
+        now, when `last`)."""
+        try:
+            attempts, parked = await self._count_failure(exc, last=last)
         except ReplayInProgress:
             await self._nak(msg, REPLAY_WAIT_S)
             return
@@ -217,8 +278,8 @@ class ConsumerLoop:
             )
             await self._transient(msg, store_exc)
             return
-        failed, error = exc.envelope, repr(exc.cause)
-        if attempts < self.deps.settings.handler_max_attempts:
+        failed, error = exc.envelope, _error_text(exc)
+        if attempts < self.deps.settings.handler_max_attempts and not last:
             log.warning("%s failed on %s (attempt %d): %s", self.name, failed.id, attempts, error)
             HANDLED.labels(self.name, "retried").inc()
             await self._nak(msg, backoff_delay(attempts))
@@ -233,14 +294,14 @@ class ConsumerLoop:
         # the delivered event again, at once: it now passes the parked one (or is a repeat)
         await self._nak(msg, 0.01)
 
-    async def _count_failure(self, exc: HandlerFailed) -> tuple[int, bool]:
+    async def _count_failure(self, exc: HandlerFailed, *, last: bool = False) -> tuple[int, bool]:
         """Record one failed attempt of the event that failed, and park it if that was its last
         (one transaction); returns its attempts so far and whether it was parked now."""
-        failed, error = exc.envelope, repr(exc.cause)
+        failed, error = exc.envelope, _error_text(exc)
         parked = False
         async with self.deps.store.transaction() as conn:
             attempts = await record_attempt(conn, consumer=self.name, envelope=failed, error=error)
-            if attempts >= self.deps.settings.handler_max_attempts:
+            if last or attempts >= self.deps.settings.handler_max_attempts:
                 await self.dispatcher.enter(conn)
                 parked = await park(
                     conn, consumer=self.name, envelope=failed, error=error, attempts=attempts
@@ -286,6 +347,15 @@ class ConsumerLoop:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _error_text(exc: HandlerFailed) -> str:
+    said = f"{exc.note}: " if exc.note else ""
+    return said + describe(exc.cause)
+
+
+def _redelivered(msg: Msg) -> bool:
+    return (msg.metadata.num_delivered or 1) > 1
 
 
 def backoff_delay(attempt: int, *, base: float = 0.2, cap: float = 30.0) -> float:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from libs.events.checkpoints import Checkpoint, lock_checkpoints_gated, save_checkpoints
 from libs.events.db import Conn
@@ -37,6 +42,8 @@ __all__ = [  # parking lives in its own module; these names stay importable from
     "park",
     "retry_parked",
 ]
+
+log = logging.getLogger(__name__)
 
 REPLAY_LOCK = 7_311_003
 """Advisory lock class: a replay holds (REPLAY_LOCK, hashtext(consumer)) exclusively; live
@@ -73,9 +80,8 @@ class HandlerContext:
         events twice, and two appends to one stream in one run are two appends."""
         call = self._appends
         self._appends += 1
-        suffix = "" if call == 0 else f"#{call}"  # the first append keeps the ids it always had
         ids = [
-            uuid.uuid5(self.envelope.id, f"{self.consumer}/{stream_id}{suffix}/{i}")
+            derived_id(self.envelope.id, self.consumer, stream_id, call, i)
             for i in range(len(events))
         ]
         return await self.store.append(
@@ -86,6 +92,17 @@ class HandlerContext:
             ids=ids,
             conn=self.conn,
         )
+
+
+def derived_id(cause: UUID, consumer: str, stream_id: str, call: int, index: int) -> UUID:
+    """The id of the `index`-th event of a handler's `call`-th append, caused by `cause`.
+
+    The first append of a run keeps the ids it always had (`consumer/stream/index`), unless a
+    name could make that text ambiguous; every other one encodes its parts unambiguously, so
+    look-alike names (`out` and `out#1`, `a/b` and `a` + `b/...`) never share an id."""
+    if call == 0 and "/" not in consumer and "/" not in stream_id:
+        return uuid.uuid5(cause, f"{consumer}/{stream_id}/{index}")
+    return uuid.uuid5(cause, json.dumps([consumer, stream_id, call, index]))
 
 
 Handler = Callable[[HandlerContext, Any], Awaitable[None]]
@@ -122,10 +139,23 @@ class HandlerFailed(Exception):
     """A handler raised; `envelope` is the event it failed on (maybe a gap event, not the one
     delivered)."""
 
-    def __init__(self, envelope: Envelope, cause: BaseException) -> None:
-        super().__init__(f"{envelope.type} {envelope.id} v{envelope.version}: {cause!r}")
+    def __init__(self, envelope: Envelope, cause: BaseException, *, note: str = "") -> None:
+        said = f" ({note})" if note else ""
+        super().__init__(
+            f"{envelope.type} {envelope.id} v{envelope.version}{said}: {describe(cause)}"
+        )
         self.envelope = envelope
         self.cause = cause
+        self.note = note
+
+
+def describe(exc: BaseException) -> str:
+    """repr(exc), or its type's name when its repr itself fails (a failure is never lost to
+    a broken __repr__)."""
+    try:
+        return repr(exc)
+    except Exception:
+        return f"{type(exc).__name__} (its repr failed)"
 
 
 @dataclass
@@ -143,21 +173,63 @@ class Dispatcher:
         [processed] = await self.apply_batch(conn, [envelope])
         return processed
 
-    async def apply_batch(self, conn: Conn, envelopes: Sequence[Envelope]) -> list[bool]:
+    async def apply_batch(
+        self,
+        conn: Conn,
+        envelopes: Sequence[Envelope],
+        *,
+        budget_s: float | None = None,
+        verify: bool = True,
+    ) -> list[bool]:
         """Process `envelopes` in order in the caller's transaction; one outcome each.
+
+        With `budget_s`, stops after the event that used the budget up and returns the outcomes
+        of that prefix (the caller commits, and goes on in a new transaction: a batch of slow
+        handlers must not become one long transaction holding the read horizon). With `verify`,
+        an envelope whose id is not in the store (a message from another deployment, or from
+        before a database restore) is skipped, never handled with the bus's copy of its data.
 
         Raises ReplayInProgress (before writing anything) while a replay of this consumer runs,
         and HandlerFailed naming the event whose handler failed (the transaction is then lost)."""
         if not envelopes:
             return []
+        started = time.monotonic()
         checkpoints = await lock_checkpoints_gated(
             conn, self.consumer.name, (e.stream_id for e in envelopes), gate=REPLAY_LOCK
         )
         if checkpoints is None:
             raise ReplayInProgress(self.consumer.name)
-        outcomes = [await self._apply(conn, e, checkpoints[e.stream_id]) for e in envelopes]
-        await save_checkpoints(conn, self.consumer.name, checkpoints)
+        stored = await self._stored_ids(conn, envelopes) if verify else None
+        run = _Run()
+        outcomes: list[bool] = []
+        for envelope in envelopes:
+            if stored is not None and envelope.id not in stored:
+                log.warning(
+                    "%s: skipping %s %s@%d: not in the store (another deployment's message, or "
+                    "one from before a restore)",
+                    self.consumer.name,
+                    envelope.id,
+                    envelope.stream_id,
+                    envelope.version,
+                )
+                outcomes.append(False)
+            else:
+                outcomes.append(
+                    await self._apply(conn, envelope, checkpoints[envelope.stream_id], run)
+                )
+            if budget_s is not None and time.monotonic() - started > budget_s:
+                break
+        try:
+            await save_checkpoints(conn, self.consumer.name, checkpoints)
+        except asyncpg.InFailedSQLTransactionError as exc:
+            raise self._aborted_by(run, envelopes[len(outcomes) - 1], exc) from exc
         return outcomes
+
+    async def _stored_ids(self, conn: Conn, envelopes: Sequence[Envelope]) -> set[UUID]:
+        rows = await conn.fetch(
+            "SELECT id FROM eventstore.events WHERE id = ANY($1::uuid[])", [e.id for e in envelopes]
+        )
+        return {r["id"] for r in rows}
 
     async def enter(self, conn: Conn) -> None:
         """Take this consumer's replay lock shared for the transaction, or step aside."""
@@ -169,7 +241,9 @@ class Dispatcher:
         if not entered:
             raise ReplayInProgress(self.consumer.name)
 
-    async def _apply(self, conn: Conn, envelope: Envelope, checkpoint: Checkpoint) -> bool:
+    async def _apply(
+        self, conn: Conn, envelope: Envelope, checkpoint: Checkpoint, run: _Run
+    ) -> bool:
         if checkpoint.is_done(envelope.version):
             return False
         if envelope.version > checkpoint.version + 1:
@@ -182,16 +256,18 @@ class Dispatcher:
             )
             for item in gap:
                 if not checkpoint.is_parked(item.version):
-                    await self.run_handler(conn, item)
+                    await self.run_handler(conn, item, run=run)
         processed = not checkpoint.is_parked(envelope.version)
         if processed:
-            await self.run_handler(conn, envelope)
+            await self.run_handler(conn, envelope, run=run)
         checkpoint.advance(envelope.version)
         return processed
 
-    async def run_handler(self, conn: Conn, envelope: Envelope) -> None:
-        """Run the handler for one event under its own time limit; any failure, a timeout
-        included, is raised as HandlerFailed naming this event."""
+    async def run_handler(self, conn: Conn, envelope: Envelope, *, run: _Run | None = None) -> None:
+        """Run the handler for one event under its own time limit; any failure (a timeout, or a
+        cancellation that is not this task being stopped, included) is raised as HandlerFailed
+        naming this event. A failure that only says an earlier handler of this transaction left
+        it aborted (it swallowed an SQL error) is pinned on that earlier event."""
         handler = self.consumer.handlers.get(envelope.type)
         if handler is None:
             return
@@ -206,8 +282,29 @@ class Dispatcher:
         try:
             async with asyncio.timeout(self.settings.handler_timeout_s):
                 await handler(ctx, self.registry.load(envelope))
+        except asyncpg.InFailedSQLTransactionError as exc:
+            raise self._aborted_by(run, envelope, exc) from exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # this task is being stopped: not the event's failure
+            raise HandlerFailed(envelope, exc) from exc
         except Exception as exc:  # the caller's transaction is lost; name the event it failed on
             raise HandlerFailed(envelope, exc) from exc
+        if run is not None:
+            run.last = envelope
+
+    @staticmethod
+    def _aborted_by(run: _Run | None, current: Envelope, exc: BaseException) -> HandlerFailed:
+        culprit = run.last if run is not None and run.last is not None else current
+        return HandlerFailed(culprit, exc, note="its handler left the transaction aborted")
+
+
+@dataclass
+class _Run:
+    """One transaction's run of handlers: the last event whose handler returned."""
+
+    last: Envelope | None = None
 
 
 async def append_and_project(
@@ -234,5 +331,5 @@ async def append_and_project(
     for dispatcher in projections:
         # while a replay runs, it (or the live consumer right after it) applies these events
         with contextlib.suppress(ReplayInProgress):
-            await dispatcher.apply_batch(conn, written)
+            await dispatcher.apply_batch(conn, written, verify=False)  # just written here
     return written

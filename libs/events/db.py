@@ -142,8 +142,7 @@ def store_migrations() -> list[Migration]:
 Record = dict[str, Any]
 
 
-_CONNECTION_ERRORS = (
-    OSError,
+_DATABASE_CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
@@ -161,6 +160,13 @@ def is_connection_error(exc: BaseException) -> bool:
     handled, so it is retried without counting an attempt."""
     if isinstance(exc, TimeoutError):  # an OSError, but a time limit of ours, not the server
         return False
-    if isinstance(exc, _CONNECTION_ERRORS):
+    return isinstance(exc, OSError) or is_database_connection_error(exc)
+
+
+def is_database_connection_error(exc: BaseException) -> bool:
+    """Like `is_connection_error`, for what a handler raised: only the database connection's own
+    failures count, since a handler's OSError (a file it cannot open, an endpoint refusing it)
+    is the handler's failure and must be counted and, in the end, parked."""
+    if isinstance(exc, _DATABASE_CONNECTION_ERRORS):
         return True
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)

@@ -41,6 +41,29 @@ async def record_attempt(conn: Conn, *, consumer: str, envelope: Envelope, error
     )
 
 
+async def record_start(conn: Conn, *, consumer: str, envelope: Envelope) -> int:
+    """Note that a run of `consumer`'s handler on a redelivered `envelope` begins; returns how
+    many earlier such runs never finished (their process died under them)."""
+    return int(
+        await conn.fetchval(
+            "INSERT INTO eventstore.consumer_attempts AS a (consumer, event_id, starts) "
+            "VALUES ($1, $2, 1) ON CONFLICT (consumer, event_id) DO UPDATE "
+            "SET starts = a.starts + 1, last_at = now() RETURNING a.starts - 1 - a.finishes",
+            consumer,
+            envelope.id,
+        )
+    )
+
+
+async def record_finish(conn: Conn, *, consumer: str, envelope: Envelope) -> None:
+    await conn.execute(
+        "UPDATE eventstore.consumer_attempts SET finishes = finishes + 1 "
+        "WHERE consumer = $1 AND event_id = $2",
+        consumer,
+        envelope.id,
+    )
+
+
 async def park(conn: Conn, *, consumer: str, envelope: Envelope, error: str, attempts: int) -> bool:
     """Record an event `consumer` gave up on and mark it parked in its checkpoint, atomically.
 
@@ -104,13 +127,15 @@ async def retry_parked(
 
     Each retry claims its parked row (FOR UPDATE) and runs only if the row is still unresolved
     once the claim is granted, so two concurrent retries, or a retry after a replay that already
-    applied the event, never run the handler twice."""
+    applied the event, never run the handler twice. While a replay of the consumer runs, the
+    retry raises ReplayInProgress (the replay runs the event again anyway)."""
     done = 0
     for parked in await list_parked(pool, event_id=event_id):
         dispatcher = dispatchers.get(parked.consumer)
         if dispatcher is None:
             continue
         async with dispatcher.store.transaction() as conn:
+            await dispatcher.enter(conn)  # a replay of this consumer runs: it will run it
             still_parked = await conn.fetchval(
                 "SELECT resolved_at IS NULL FROM eventstore.parked_events "
                 "WHERE consumer = $1 AND event_id = $2 FOR UPDATE",

@@ -30,6 +30,9 @@ from libs.events.wakeups import sleep_until_woken
 log = logging.getLogger(__name__)
 
 RELAY_LOCK = 7_311_002
+STALL_AFTER_S = 20.0
+"""The relay beats every round (at least every SAFETY_WAKE_S when idle); silent this long while
+up, it is reported stalled (a read or a publish that hangs, a table locked under it)."""
 BATCH = 500
 HELD_BACK_FIRST_S = 0.002
 HELD_BACK_MAX_S = 0.25
@@ -100,6 +103,7 @@ class Relay:
         try:
             status.up()
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                status.beat()  # a standby waiting its turn is making the progress it can
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1.0)
                 if stop.is_set():
@@ -111,7 +115,7 @@ class Relay:
             log.info("relay %s is the leader", self.name)
             wake_up = await self.nc.subscribe(self.settings.relay_wake_subject, cb=self._on_wake)
             try:
-                await self._relay(conn, stop)
+                await self._relay(conn, status)
             finally:
                 with contextlib.suppress(Exception):
                     await wake_up.unsubscribe()
@@ -120,10 +124,12 @@ class Relay:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    async def _relay(self, conn: Conn, stop: asyncio.Event) -> None:
+    async def _relay(self, conn: Conn, status: TaskStatus) -> None:
+        stop = status.stopping
         cursor = await self._load_checkpoint(conn)
         held = HeldBack()
         while not stop.is_set():
+            status.beat()
             self._wake.clear()
             batch = await self.store.read_batch(cursor, limit=BATCH, conn=conn)
             if batch.events:

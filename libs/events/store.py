@@ -45,6 +45,15 @@ class ConcurrencyError(StoreError):
         self.actual = actual
 
 
+class EventTooLarge(StoreError):
+    def __init__(self, type_name: str, size: int) -> None:
+        super().__init__(
+            f"a {type_name!r} event of {size} bytes is over the {MAX_EVENT_BYTES} bytes an event "
+            "may have (the bus carries every event whole)"
+        )
+        self.size = size
+
+
 class UnknownPosition(StoreError):
     def __init__(self, position: int) -> None:
         super().__init__(f"no event at global position {position}")
@@ -60,6 +69,9 @@ class CommitCursor:
 
 
 START = CommitCursor()
+MAX_EVENT_BYTES = 512 * 1024
+"""An event's payload and metadata together; the bus refuses messages over its max_payload (1 MB
+by default), and one refused message would stop the relay at it."""
 _APPENDED_IN_TRANSACTION: ContextVar[list[bool] | None] = ContextVar("appended", default=None)
 """Set by `transaction()`: whether an append happened inside it, so it wakes the relay only then."""
 ANY_ATTEMPTS = 100
@@ -188,13 +200,20 @@ class EventStore:
             if not self.registry.knows(item.event_type):
                 raise StoreError(f"event type {item.event_type!r} is not registered")
         event_ids = list(ids) if ids is not None else [new_id() for _ in events]
+        payloads = [e.model_dump_json() for e in events]
+        meta = metadata.model_dump_json()
+        room = MAX_EVENT_BYTES - len(meta.encode())
+        for item, payload in zip(events, payloads, strict=True):
+            # characters first (cheap), bytes only when it could matter
+            if len(payload) * 4 > room and len(payload.encode()) > room:
+                raise EventTooLarge(item.event_type, MAX_EVENT_BYTES - room + len(payload.encode()))
         args = (
             stream_id,
             event_ids,
             [e.event_type for e in events],
             [e.schema_version for e in events],
-            [e.model_dump_json() for e in events],
-            metadata.model_dump_json(),
+            payloads,
+            meta,
             expected_version,
         )
         # Under ANY a conflict always means another writer won a version: trying again is safe

@@ -47,19 +47,30 @@ class TaskState:
 
     name: str
     state: str = "starting"
-    """starting | up | down | finished"""
+    """starting | up | down | finished (and `stalled`, reported for an up task gone quiet)"""
     since: datetime = field(default_factory=_now)
     restarts: int = 0
     last_error: str | None = None
+    stall_after_s: float | None = None
+    """A task that beats (`status.beat()`) is stalled when up but silent this long."""
+    last_beat: float = field(default_factory=time.monotonic)
+
+    @property
+    def stalled(self) -> bool:
+        return (
+            self.state == "up"
+            and self.stall_after_s is not None
+            and time.monotonic() - self.last_beat > self.stall_after_s
+        )
 
     @property
     def healthy(self) -> bool:
-        return self.state in ("up", "finished")
+        return self.state in ("up", "finished") and not self.stalled
 
     def to_dict(self) -> dict[str, object]:
         return {
             "task": self.name,
-            "state": self.state,
+            "state": "stalled" if self.stalled else self.state,
             "since": self.since.isoformat(),
             "restarts": self.restarts,
             "last_error": self.last_error,
@@ -74,8 +85,13 @@ class TaskStatus:
     stopping: asyncio.Event
     on_change: Callable[[], None] = lambda: None
 
+    def beat(self) -> None:
+        """The task is making progress (a task started with `stall_after_s` must beat)."""
+        self.state.last_beat = time.monotonic()
+
     def up(self) -> None:
         """The task has what it needs (connections, subscriptions) and is doing its work."""
+        self.beat()
         if self.state.state != "up":
             self.state.state = "up"
             self.state.since = _now()
@@ -112,11 +128,20 @@ class Supervisor:
         await self._changed.wait()
         self._changed.clear()
 
-    def start(self, name: str, body: TaskBody, *, until_stopped: bool = True) -> None:
-        """Run `body` under supervision. Names are unique within a process."""
+    def start(
+        self,
+        name: str,
+        body: TaskBody,
+        *,
+        until_stopped: bool = True,
+        stall_after_s: float | None = None,
+    ) -> None:
+        """Run `body` under supervision. Names are unique within a process. With
+        `stall_after_s`, the task must `beat()` at least that often while up, or it is reported
+        stalled (not healthy) until it beats again."""
         if name in self._states:
             raise ValueError(f"a task named {name!r} is already supervised")
-        state = TaskState(name)
+        state = TaskState(name, stall_after_s=stall_after_s)
         self._states[name] = state
         TASK_UP.labels(name).set(0)
         self._tasks.append(
@@ -131,13 +156,21 @@ class Supervisor:
         return [s for s in self._states.values() if not s.healthy]
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Signal every task to stop, give them `timeout` to return, then cancel the rest."""
+        """Signal every task to stop, give them `timeout` to return, cancel the rest and give
+        them `timeout` again; a task that still has not ended (it swallows cancellation, or its
+        cleanup hangs) is logged and left behind rather than hang the process's stop."""
         self.stopping.set()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=timeout)
             for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in stuck:
+                log.error(
+                    "task %s did not stop within %.0f s of being cancelled",
+                    task.get_name(),
+                    2 * timeout,
+                )
         self._tasks.clear()
 
     async def _supervise(self, state: TaskState, body: TaskBody, until_stopped: bool) -> None:
@@ -150,25 +183,37 @@ class Supervisor:
                     self._mark(state, "finished")
                     return
                 raise RuntimeError("the task returned while the process is still running")
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if self.stopping.is_set() or task is None or task.cancelling():
+                    raise  # the supervisor (or the process) is stopping this task
+                failures = await self._failed(state, exc, started, failures)
             except Exception as exc:
                 if self.stopping.is_set():
                     return
-                if time.monotonic() - started > HEALTHY_AFTER_S:
-                    failures = 0
-                failures += 1
-                delay = restart_delay(failures)
-                self._mark(state, "down", error=f"{type(exc).__name__}: {exc}")
-                state.restarts += 1
-                TASK_RESTARTS.labels(state.name).inc()
-                log.error(
-                    "task %s failed (failure %d in a row); restarting in %.2f s",
-                    state.name,
-                    failures,
-                    delay,
-                    exc_info=exc,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+                failures = await self._failed(state, exc, started, failures)
+
+    async def _failed(
+        self, state: TaskState, exc: BaseException, started: float, failures: int
+    ) -> int:
+        """Log, count and report a failure, then wait out the backoff; the failures in a row."""
+        if time.monotonic() - started > HEALTHY_AFTER_S:
+            failures = 0
+        failures += 1
+        delay = restart_delay(failures)
+        self._mark(state, "down", error=f"{type(exc).__name__}: {exc}")
+        state.restarts += 1
+        TASK_RESTARTS.labels(state.name).inc()
+        log.error(
+            "task %s failed (failure %d in a row); restarting in %.2f s",
+            state.name,
+            failures,
+            delay,
+            exc_info=exc,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+        return failures
 
     def _mark(self, state: TaskState, new: str, *, error: str | None = None) -> None:
         if state.state != new:

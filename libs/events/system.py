@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from libs.events import catalog as _catalog  # noqa: F401  (registers the shared event types)
 from libs.events.bus import RpcClient, connect_nats, ensure_event_stream
 from libs.events.db import create_pool, migrate, store_migrations
+from libs.events.relay import STALL_AFTER_S as RELAY_STALL_AFTER_S
 from libs.events.relay import Relay
 from libs.events.runtime import Deps, Service, ServiceRunner
 from libs.events.settings import Settings
 from libs.events.store import EventStore
 from libs.events.supervisor import Supervisor, process_name
 from libs.events.task_report import TaskReporter
+from libs.events.timers import STALL_AFTER_S as TIMERS_STALL_AFTER_S
 from libs.events.timers import TimerScheduler
 
 log = logging.getLogger(__name__)
@@ -103,10 +105,12 @@ class System:
                     settings=self.settings,
                     database_url=self.database_url,
                 )
-                deps.supervisor.start("relay", self.relay_worker.run)
+                deps.supervisor.start(
+                    "relay", self.relay_worker.run, stall_after_s=RELAY_STALL_AFTER_S
+                )
             if self.timers:
                 scheduler = TimerScheduler(store=deps.store, database_url=self.database_url)
-                deps.supervisor.start("timers", scheduler.run)
+                deps.supervisor.start("timers", scheduler.run, stall_after_s=TIMERS_STALL_AFTER_S)
             for service in self.services:
                 runner = ServiceRunner(service=service, deps=deps)
                 self.runners.append(runner)

@@ -88,7 +88,7 @@ class TaskReporter:
             "last_error = excluded.last_error, reported_at = excluded.reported_at",
             self.process,
             [s.name for s in states],
-            [s.state for s in states],
+            ["stalled" if s.stalled else s.state for s in states],
             [s.since for s in states],
             [s.restarts for s in states],
             [s.last_error for s in states],

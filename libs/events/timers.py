@@ -32,6 +32,13 @@ log = logging.getLogger(__name__)
 
 TIMER_CHANNEL = "eventstore_timers"
 MAX_SLEEP_S = 30.0
+MIN_SLEEP_S = 0.01
+"""A timer that stays due (its target stream is locked by a long transaction) is retried at
+most this often, never in a busy loop."""
+TARGET_LOCK_TIMEOUT = "1s"
+"""How long firing one timer may wait for its target stream; then it is retried later and the
+other due timers fire meanwhile."""
+STALL_AFTER_S = MAX_SLEEP_S + 30.0
 
 
 def timer_stream(timer_id: UUID) -> str:
@@ -142,15 +149,17 @@ class TimerScheduler:
                 self._wake.clear()
                 while await self.fire_due() == self.batch:
                     pass
-                next_due = await self.store.pool.fetchval(
-                    "SELECT min(due_at) FROM eventstore.timers WHERE state = 'pending'"
+                # the wait is computed by the database's clock, which decided what was due:
+                # this host's clock may be ahead of it or behind
+                until_next = await self.store.pool.fetchval(
+                    "SELECT extract(epoch FROM min(due_at) - clock_timestamp())::float8 "
+                    "FROM eventstore.timers WHERE state = 'pending'"
                 )
                 delay = MAX_SLEEP_S
-                if next_due is not None:
-                    delay = min(
-                        MAX_SLEEP_S, max(0.0, (next_due - datetime.now(UTC)).total_seconds())
-                    )
+                if until_next is not None:
+                    delay = min(MAX_SLEEP_S, max(MIN_SLEEP_S, float(until_next)))
                 await sleep_until_woken(stop, self._wake, delay)
+                status.beat()
                 if lost or listener.is_closed():
                     raise ConnectionError(lost[0] if lost else "the LISTEN connection is closed")
         finally:
@@ -161,6 +170,7 @@ class TimerScheduler:
         """Fire every timer due now (up to one batch); returns how many were claimed. Each timer
         fires in its own savepoint: one that cannot fire is parked alone, the others fire."""
         async with self.store.transaction() as conn:
+            await conn.execute(f"SET LOCAL lock_timeout = '{TARGET_LOCK_TIMEOUT}'")
             rows = await conn.fetch(
                 "SELECT timer_id, target_stream, event_type, event_data, metadata, "
                 "schema_version FROM eventstore.timers WHERE state = 'pending' "
@@ -171,6 +181,8 @@ class TimerScheduler:
                 try:
                     async with conn.transaction():
                         await self._fire(conn, row)
+                except asyncpg.LockNotAvailableError:
+                    log.warning("timer %s: its target stream is locked; later", row["timer_id"])
                 except Exception as exc:
                     if is_connection_error(exc):
                         raise
@@ -189,25 +201,26 @@ class TimerScheduler:
         fired = TimerFired(timer_id=timer_id, fired_at=datetime.now(UTC), event_id=event_id)
         caused = _caused_by_timer(timer_id, metadata)
         try:
-            async with conn.transaction():
-                await self.store.append(
-                    timer_stream(timer_id),
-                    [fired],
-                    expected_version=1,
-                    metadata=caused,
-                    ids=[uuid.uuid5(timer_id, "fired")],
-                    conn=conn,
-                )
-                await self.store.append(
-                    row["target_stream"],
-                    [payload],
-                    expected_version=ANY,
-                    metadata=caused,
-                    ids=[event_id],
-                    conn=conn,
-                )
-        except ConcurrencyError:
+            await self.store.append(
+                timer_stream(timer_id),
+                [fired],
+                expected_version=1,
+                metadata=caused,
+                ids=[uuid.uuid5(timer_id, "fired")],
+                conn=conn,
+            )
+        except ConcurrencyError:  # only the timer's own stream: it fired or was cancelled
             log.info("timer %s was already fired or cancelled", timer_id)
+        else:
+            # a failure here (the target refuses the event) rolls the firing back and parks it
+            await self.store.append(
+                row["target_stream"],
+                [payload],
+                expected_version=ANY,
+                metadata=caused,
+                ids=[event_id],
+                conn=conn,
+            )
         await conn.execute(
             "UPDATE eventstore.timers SET state = 'fired' WHERE timer_id = $1", timer_id
         )
