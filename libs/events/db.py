@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -140,6 +141,12 @@ def store_migrations() -> list[Migration]:
 
 
 Record = dict[str, Any]
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database (works for host and socket URLs)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
 _DATABASE_CONNECTION_ERRORS = (

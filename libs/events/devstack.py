@@ -26,6 +26,7 @@ import asyncpg
 import click
 import uvicorn
 
+from libs.events.db import with_database
 from libs.events.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -36,7 +37,6 @@ from libs.events.embedded import (
 from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
 from libs.events.system import System, close_deps, open_deps, prepare
-from libs.events.testing import with_database
 
 log = logging.getLogger(__name__)
 

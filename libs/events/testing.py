@@ -9,12 +9,12 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import nats
 from nats.js.errors import NotFoundError
 
+from libs.events.db import with_database
 from libs.events.runtime import Service
 from libs.events.settings import Settings
 from libs.events.system import System
@@ -46,12 +46,6 @@ def isolated_system(
         timers=timers,
         name=replica,
     )
-
-
-def with_database(url: str, database: str) -> str:
-    """The same server URL pointing at another database (works for host and socket URLs)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
 def unique_name(prefix: str) -> str:
