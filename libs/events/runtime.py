@@ -54,6 +54,9 @@ class Service:
     background: Sequence[BackgroundTask] = ()
     http: Callable[[Deps], Any] | None = None
     """An ASGI app factory, for the service that serves HTTP (the gateway)."""
+    startup: Sequence[Callable[[Deps], Coroutine[Any, Any, None]]] = ()
+    """Run once, in order, before the service answers its first request (e.g. seeding the
+    built-in ticket types, idempotently); a failure stops the start."""
     preflight: Callable[[Settings], None] | None = None
     """Checks run before anything starts (e.g. a required secret); raise to refuse to start."""
 
@@ -93,6 +96,8 @@ class ServiceRunner:
                 self._background(task),
                 until_stopped=False,
             )
+        for step in self.service.startup:
+            await step(self.deps)
         if self.service.rpc is not None:
             self._rpc = RpcServer(
                 nc=self.deps.nc,

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from libs.events.envelope import Envelope
 from libs.events.errors import ServiceError
 from libs.events.store import UnknownPosition
 from services.gateway.auth import AdminUser
@@ -46,6 +47,12 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
+def _out(env: Envelope) -> EventOut:
+    return EventOut(
+        **env.model_dump(exclude={"metadata"}), metadata=env.metadata.model_dump(mode="json")
+    )
+
+
 @router.get("/events", response_model=EventPage)
 async def list_events(
     deps: DepsDep,
@@ -73,23 +80,10 @@ async def list_events(
         start = await deps.store.cursor_at(after)
     except UnknownPosition as exc:
         raise ServiceError(400, "INVALID_CURSOR", str(exc)) from None
-    items: list[EventOut] = []
-    last = after
-    while len(items) < limit:
-        batch = await deps.store.read_batch(start, types=type, limit=limit)
-        for env in batch.events:
-            last = env.position
-            if stream is None or env.stream_id == stream:
-                items.append(
-                    EventOut(
-                        **env.model_dump(exclude={"metadata"}),
-                        metadata=env.metadata.model_dump(mode="json"),
-                    )
-                )
-                if len(items) == limit:
-                    break
-        start = batch.cursor
-        if len(batch.events) < limit or len(items) == limit:
-            break
+    if stream is not None:  # the stream's own index, not a scan of the global log
+        found = await deps.store.read_stream_after(stream, start, types=type, limit=limit)
+    else:
+        found = (await deps.store.read_batch(start, types=type, limit=limit)).events
+    items = [_out(env) for env in found]
     more = len(items) == limit
-    return EventPage(items=items, next_cursor=str(last) if more else None)
+    return EventPage(items=items, next_cursor=str(items[-1].position) if more else None)

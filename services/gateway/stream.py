@@ -1,6 +1,7 @@
 """GET /api/v1/stream: ticket events as they happen (Server-Sent Events), only those the caller
-may see. Live events come from a core NATS subscription; `Last-Event-ID` (a global position)
-first replays what was missed from the store."""
+may see, by the same policy as every other read of a ticket (`libs.contracts.ticket_visibility`).
+Live events come from a core NATS subscription; `Last-Event-ID` (a global position) first replays
+what was missed from the store."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
+from libs.contracts.ticket_visibility import Viewer, may_see_event
+from libs.events.catalog.tickets import TicketCreated
 from libs.events.consumers import Consumer, HandlerContext
 from libs.events.envelope import Envelope
 from libs.events.runtime import Deps
 from libs.events.store import UnknownPosition, load_envelope
-from services.gateway.auth import CurrentUser, Principal
+from services.gateway.auth import CurrentUser
 from services.gateway.deps import DepsDep
 from services.gateway.events_api import parse_position
 
@@ -40,24 +43,55 @@ async def _remember_requester(ctx: HandlerContext, event: Any) -> None:
 
 TICKET_ACCESS = Consumer(
     name="gateway-ticket-access",
-    handlers={"ticket.created": _remember_requester},
+    handlers={TicketCreated.event_type: _remember_requester},
     tables=("gateway.ticket_access",),
 )
 
 
-async def may_see(deps: Deps, who: Principal, envelope: Envelope) -> bool:
+class Requesters:
+    """Who requested each ticket, as one connection's stream learns it: a ticket's requester
+    never changes, so each ticket is looked up at most once per connection, not once per event
+    (bounded: the oldest answers are forgotten first)."""
+
+    LIMIT = 10_000
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._known: dict[str, str] = {}
+
+    async def of(self, envelope: Envelope) -> str | None:
+        """The requester of the ticket the event belongs to (None while not yet known)."""
+        if envelope.type == TicketCreated.event_type:  # the access row may not be written yet
+            value = envelope.data.get("requester_id")
+            if value is None:
+                return None
+            self._remember(envelope.stream_id, str(value))
+            return str(value)
+        known = self._known.get(envelope.stream_id)
+        if known is not None:
+            return known
+        owner = await self.deps.pool.fetchval(
+            "SELECT requester_id FROM gateway.ticket_access WHERE stream_id = $1",
+            envelope.stream_id,
+        )
+        if owner is None:
+            return None  # not projected yet: ask again next time
+        self._remember(envelope.stream_id, str(owner))
+        return str(owner)
+
+    def _remember(self, stream_id: str, requester: str) -> None:
+        if len(self._known) >= self.LIMIT:
+            self._known.pop(next(iter(self._known)))
+        self._known[stream_id] = requester
+
+
+async def may_see(requesters: Requesters, who: Viewer, envelope: Envelope) -> bool:
+    """Whether the stream shows `who` this event: ticket events only, by the ticket policy."""
     if not envelope.type.startswith("ticket."):
         return False
-    if who.is_staff:
-        return True
-    if envelope.data.get("internal") is True:
-        return False
-    if envelope.type == "ticket.created":
-        return bool(envelope.data.get("requester_id") == who.user_id)
-    owner = await deps.pool.fetchval(
-        "SELECT requester_id FROM gateway.ticket_access WHERE stream_id = $1", envelope.stream_id
-    )
-    return bool(owner == who.user_id)
+    # staff see every ticket's events, so their frames need no lookup of the requester
+    owner = None if who.is_staff else await requesters.of(envelope)
+    return may_see_event(who, requester_id=owner, data=envelope.data)
 
 
 def _frame(envelope: Envelope) -> dict[str, str]:
@@ -85,6 +119,8 @@ async def stream(
     subject = deps.settings.event_subject_filter("ticket")
     subscription = await deps.nc.subscribe(subject, cb=on_msg)
 
+    requesters = Requesters(deps)
+
     async def frames() -> AsyncIterator[dict[str, str]]:
         sent: set[UUID] = set()
         try:
@@ -96,7 +132,7 @@ async def stream(
                         batch = await deps.store.read_batch(cursor, limit=500)
                         for envelope in batch.events:
                             sent.add(envelope.id)
-                            if await may_see(deps, who, envelope):
+                            if await may_see(requesters, who, envelope):
                                 yield _frame(envelope)
                         cursor = batch.cursor
                         if len(batch.events) < 500:
@@ -108,7 +144,7 @@ async def stream(
                     continue
                 if envelope.id in sent:
                     continue
-                if await may_see(deps, who, envelope):
+                if await may_see(requesters, who, envelope):
                     yield _frame(envelope)
         finally:
             with contextlib.suppress(Exception):

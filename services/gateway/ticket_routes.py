@@ -1,55 +1,40 @@
-"""Ticket and ticket-type routes: authenticate, then send the command or query to the tickets
-service over NATS request/reply. No ticket logic lives here."""
+"""Ticket and ticket-type routes: authenticate, then ask the tickets service (NATS request/reply)
+by its contract, `libs.contracts.tickets`, whose models are also these routes' bodies and answers.
+No ticket logic lives here."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from libs.contracts import tickets as contract
+from libs.contracts.tickets import TICKET_KEY, TYPE_KEY
+from libs.events.catalog.tickets import TicketPriority, TicketStatus
+from libs.events.contract import Method, ask
 from libs.events.errors import ServiceError
 from services.gateway.auth import AdminUser, CurrentUser, Principal, StaffUser
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_responses
-from services.gateway.ticket_models import (
-    TICKET_KEY,
-    AssignIn,
-    AuditPage,
-    BulkIn,
-    BulkOut,
-    CommentIn,
-    CommentOut,
-    CommentPage,
-    Priority,
-    PriorityIn,
-    RatingIn,
-    RelationIn,
-    Status,
-    StatusIn,
-    TagIn,
-    TicketIn,
-    TicketOut,
-    TicketPage,
-    TicketTypeIn,
-    TicketTypeOut,
-    TicketTypePage,
-    TicketTypeUpdate,
-)
 
 # every ticket operation is answered by the tickets service, over NATS
 router = APIRouter(prefix="/api/v1", tags=["tickets"], responses=error_responses(503, 504))
 
 Key = Annotated[str, Path(pattern=TICKET_KEY, description="ticket key, e.g. OPS-42")]
-TypeKey = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+TypeKey = Annotated[str, Path(pattern=TYPE_KEY)]
+Short = Annotated[str | None, Query(max_length=200)]
+
+In = TypeVar("In", bound=BaseModel)
+Out = TypeVar("Out")
 
 
-async def _call(
-    deps: DepsDep, request: Request, who: Principal, method: str, body: dict[str, Any]
-) -> Any:
-    return await deps.rpc.call(
-        "tickets",
+async def _ask(
+    deps: DepsDep, request: Request, who: Principal, method: Method[In, Out], body: In
+) -> Out:
+    return await ask(
+        deps.rpc,
         method,
         body,
         actor=who.actor,
@@ -59,47 +44,62 @@ async def _call(
     )
 
 
-def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", exclude_none=True)
+def _request(model: type[In], **values: Any) -> In:
+    """The RPC request from the path, query and body; refused as the service would refuse it."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ServiceError.from_validation(exc) from None
 
 
-@router.get("/ticket-types", response_model=TicketTypePage)
-async def list_types(deps: DepsDep, request: Request, who: CurrentUser) -> Any:
-    return await _call(deps, request, who, "types.list", {})
+def _keyed(model: type[In], key: str, body: BaseModel) -> In:
+    return _request(model, key=key, **body.model_dump())
 
 
-@router.post("/ticket-types", status_code=status.HTTP_201_CREATED, response_model=TicketTypeOut)
-async def create_type(deps: DepsDep, request: Request, who: AdminUser, body: TicketTypeIn) -> Any:
-    return await _call(deps, request, who, "types.create", _dump(body))
+@router.get("/ticket-types")
+async def list_types(deps: DepsDep, request: Request, who: CurrentUser) -> contract.TicketTypePage:
+    return await _ask(deps, request, who, contract.TYPES_LIST, contract.NoBody())
 
 
-@router.get("/ticket-types/{key}", response_model=TicketTypeOut)
-async def get_type(deps: DepsDep, request: Request, who: CurrentUser, key: TypeKey) -> Any:
-    return await _call(deps, request, who, "types.get", {"key": key})
+@router.post("/ticket-types", status_code=status.HTTP_201_CREATED)
+async def create_type(
+    deps: DepsDep, request: Request, who: AdminUser, body: contract.TicketTypeIn
+) -> contract.TicketTypeOut:
+    return await _ask(deps, request, who, contract.TYPES_CREATE, body)
 
 
-@router.put("/ticket-types/{key}", response_model=TicketTypeOut)
+@router.get("/ticket-types/{key}")
+async def get_type(
+    deps: DepsDep, request: Request, who: CurrentUser, key: TypeKey
+) -> contract.TicketTypeOut:
+    return await _ask(deps, request, who, contract.TYPES_GET, _request(contract.TypeGetIn, key=key))
+
+
+@router.put("/ticket-types/{key}")
 async def update_type(
-    deps: DepsDep, request: Request, who: AdminUser, key: TypeKey, body: TicketTypeUpdate
-) -> Any:
+    deps: DepsDep, request: Request, who: AdminUser, key: TypeKey, body: contract.TicketTypeUpdate
+) -> contract.TicketTypeOut:
     """Publish a new version of the type's field schema; existing tickets keep theirs."""
-    return await _call(deps, request, who, "types.update", {"key": key, **_dump(body)})
+    revise = _keyed(contract.ReviseTypeIn, key, body)
+    return await _ask(deps, request, who, contract.TYPES_UPDATE, revise)
 
 
-@router.post("/tickets", status_code=status.HTTP_201_CREATED, response_model=TicketOut)
-async def create_ticket(deps: DepsDep, request: Request, who: CurrentUser, body: TicketIn) -> Any:
-    return await _call(deps, request, who, "tickets.create", _dump(body))
+@router.post("/tickets", status_code=status.HTTP_201_CREATED)
+async def create_ticket(
+    deps: DepsDep, request: Request, who: CurrentUser, body: contract.TicketIn
+) -> contract.TicketOut:
+    return await _ask(deps, request, who, contract.CREATE, body)
 
 
 def _filters(
-    status: Status | None,
+    status: TicketStatus | None,
     type: str | None,
-    priority: Priority | None,
+    priority: TicketPriority | None,
     assignee: str | None,
     tag: str | None,
     q: str | None,
 ) -> dict[str, Any]:
-    given = {
+    return {
         "status": status,
         "type": type,
         "priority": priority,
@@ -107,31 +107,26 @@ def _filters(
         "tag": tag,
         "q": q,
     }
-    return {k: v for k, v in given.items() if v is not None}
 
 
-Short = Annotated[str | None, Query(max_length=200)]
-
-
-@router.get("/tickets", response_model=TicketPage)
+@router.get("/tickets")
 async def list_tickets(
     deps: DepsDep,
     request: Request,
     who: CurrentUser,
-    status: Status | None = None,
+    status: TicketStatus | None = None,
     type: Short = None,
-    priority: Priority | None = None,
+    priority: TicketPriority | None = None,
     assignee: Short = None,
     tag: Short = None,
     q: Short = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> Any:
+) -> contract.TicketPage:
     """Tickets matching every filter given; requesters see only their own."""
-    body = _filters(status, type, priority, assignee, tag, q) | {"limit": limit}
-    if cursor is not None:
-        body["cursor"] = cursor
-    return await _call(deps, request, who, "tickets.list", body)
+    filters = _filters(status, type, priority, assignee, tag, q)
+    query = _request(contract.ListIn, **filters, limit=limit, cursor=cursor)
+    return await _ask(deps, request, who, contract.LIST, query)
 
 
 CSV: dict[int | str, dict[str, Any]] = {
@@ -147,111 +142,127 @@ async def export_tickets(
     deps: DepsDep,
     request: Request,
     who: CurrentUser,
-    status: Status | None = None,
+    status: TicketStatus | None = None,
     type: Short = None,
-    priority: Priority | None = None,
+    priority: TicketPriority | None = None,
     assignee: Short = None,
     tag: Short = None,
     q: Short = None,
 ) -> Response:
     """The filtered ticket list as CSV."""
-    body = _filters(status, type, priority, assignee, tag, q)
-    result = await _call(deps, request, who, "tickets.export", body)
+    filters = _request(contract.Filters, **_filters(status, type, priority, assignee, tag, q))
+    result = await _ask(deps, request, who, contract.EXPORT, filters)
     return Response(
-        content=result["csv"],
+        content=result.csv,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="tickets.csv"'},
     )
 
 
-@router.post("/tickets/bulk", response_model=BulkOut)
-async def bulk(deps: DepsDep, request: Request, who: StaffUser, body: BulkIn) -> Any:
+@router.post("/tickets/bulk")
+async def bulk(
+    deps: DepsDep, request: Request, who: StaffUser, body: contract.BulkIn
+) -> contract.BulkOut:
     """Assign or close many tickets; each gets its own result (locked ones are refused)."""
-    return await _call(deps, request, who, "tickets.bulk", _dump(body))
+    return await _ask(deps, request, who, contract.BULK, body)
 
 
-@router.get("/tickets/{key}", response_model=TicketOut)
+@router.get("/tickets/{key}")
 async def get_ticket(
     deps: DepsDep,
     request: Request,
     who: CurrentUser,
     key: Key,
     as_of: Annotated[datetime | None, Query(description="read the ticket as it was then")] = None,
-) -> Any:
-    body: dict[str, Any] = {"key": key}
-    if as_of is not None:
-        if as_of.tzinfo is None:
-            raise ServiceError(
-                422, "VALIDATION_ERROR", "as_of needs a timezone", {"as_of": "no timezone"}
-            )
-        body["as_of"] = as_of.isoformat()
-    return await _call(deps, request, who, "tickets.get", body)
+) -> contract.TicketOut:
+    if as_of is not None and as_of.tzinfo is None:
+        raise ServiceError(
+            422, "VALIDATION_ERROR", "as_of needs a timezone", {"as_of": "no timezone"}
+        )
+    return await _ask(
+        deps, request, who, contract.GET, _request(contract.GetIn, key=key, as_of=as_of)
+    )
 
 
-@router.post("/tickets/{key}/status", response_model=TicketOut)
+@router.post("/tickets/{key}/status")
 async def change_status(
-    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: StatusIn
-) -> Any:
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.StatusIn
+) -> contract.TicketOut:
     """Staff move tickets through the transition table; a requester may only reopen their own.
     409 PENDING_APPROVAL while a gated action waits; 409 INVALID_TRANSITION otherwise."""
-    return await _call(deps, request, who, "tickets.change_status", {"key": key, **_dump(body)})
+    change = _keyed(contract.ChangeStatusIn, key, body)
+    return await _ask(deps, request, who, contract.CHANGE_STATUS, change)
 
 
-@router.post("/tickets/{key}/assign", response_model=TicketOut)
-async def assign(deps: DepsDep, request: Request, who: StaffUser, key: Key, body: AssignIn) -> Any:
-    return await _call(deps, request, who, "tickets.assign", {"key": key, **_dump(body)})
+@router.post("/tickets/{key}/assign")
+async def assign(
+    deps: DepsDep, request: Request, who: StaffUser, key: Key, body: contract.AssignIn
+) -> contract.TicketOut:
+    assignment = _keyed(contract.AssignTicketIn, key, body)
+    return await _ask(deps, request, who, contract.ASSIGN, assignment)
 
 
-@router.post("/tickets/{key}/priority", response_model=TicketOut)
+@router.post("/tickets/{key}/priority")
 async def set_priority(
-    deps: DepsDep, request: Request, who: StaffUser, key: Key, body: PriorityIn
-) -> Any:
-    return await _call(deps, request, who, "tickets.set_priority", {"key": key, **_dump(body)})
+    deps: DepsDep, request: Request, who: StaffUser, key: Key, body: contract.PriorityIn
+) -> contract.TicketOut:
+    change = _keyed(contract.SetPriorityIn, key, body)
+    return await _ask(deps, request, who, contract.SET_PRIORITY, change)
 
 
-@router.post("/tickets/{key}/tags", response_model=TicketOut)
-async def add_tag(deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: TagIn) -> Any:
-    return await _call(deps, request, who, "tickets.add_tag", {"key": key, **_dump(body)})
+@router.post("/tickets/{key}/tags")
+async def add_tag(
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.TagIn
+) -> contract.TicketOut:
+    return await _ask(deps, request, who, contract.ADD_TAG, _keyed(contract.TagTicketIn, key, body))
 
 
-@router.delete("/tickets/{key}/tags", response_model=TicketOut)
+@router.delete("/tickets/{key}/tags")
 async def remove_tag(
     deps: DepsDep,
     request: Request,
     who: CurrentUser,
     key: Key,
     tag: Annotated[str, Query(min_length=1, max_length=50)],
-) -> Any:
-    return await _call(deps, request, who, "tickets.remove_tag", {"key": key, "tag": tag})
+) -> contract.TicketOut:
+    untag = _request(contract.TagTicketIn, key=key, tag=tag)
+    return await _ask(deps, request, who, contract.REMOVE_TAG, untag)
 
 
-@router.post("/tickets/{key}/comments", status_code=201, response_model=CommentOut)
+@router.post("/tickets/{key}/comments", status_code=201)
 async def comment(
-    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: CommentIn
-) -> Any:
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.CommentIn
+) -> contract.CommentOut:
     """Internal comments are for staff and hidden from requesters."""
-    return await _call(deps, request, who, "tickets.comment", {"key": key, **_dump(body)})
+    new = _keyed(contract.AddCommentIn, key, body)
+    return await _ask(deps, request, who, contract.COMMENT, new)
 
 
-@router.get("/tickets/{key}/comments", response_model=CommentPage)
-async def comments(deps: DepsDep, request: Request, who: CurrentUser, key: Key) -> Any:
-    return await _call(deps, request, who, "tickets.comments", {"key": key})
+@router.get("/tickets/{key}/comments")
+async def comments(
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key
+) -> contract.CommentPage:
+    return await _ask(deps, request, who, contract.COMMENTS, _request(contract.KeyIn, key=key))
 
 
-@router.post("/tickets/{key}/relations", response_model=TicketOut)
+@router.post("/tickets/{key}/relations")
 async def relate(
-    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: RelationIn
-) -> Any:
-    return await _call(deps, request, who, "tickets.relate", {"key": key, **_dump(body)})
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.RelationIn
+) -> contract.TicketOut:
+    return await _ask(deps, request, who, contract.RELATE, _keyed(contract.RelateIn, key, body))
 
 
-@router.post("/tickets/{key}/rating", response_model=TicketOut)
-async def rate(deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: RatingIn) -> Any:
+@router.post("/tickets/{key}/rating")
+async def rate(
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.RatingIn
+) -> contract.TicketOut:
     """Its requester rates a resolved or closed ticket, once."""
-    return await _call(deps, request, who, "tickets.rate", {"key": key, **_dump(body)})
+    return await _ask(deps, request, who, contract.RATE, _keyed(contract.RateIn, key, body))
 
 
-@router.get("/tickets/{key}/events", response_model=AuditPage)
-async def audit_trail(deps: DepsDep, request: Request, who: CurrentUser, key: Key) -> Any:
+@router.get("/tickets/{key}/events")
+async def audit_trail(
+    deps: DepsDep, request: Request, who: CurrentUser, key: Key
+) -> contract.AuditPage:
     """Every event of the ticket in order, with actor, time and what changed."""
-    return await _call(deps, request, who, "tickets.events", {"key": key})
+    return await _ask(deps, request, who, contract.EVENTS, _request(contract.KeyIn, key=key))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,15 +19,10 @@ def rpc_methods(deps: Deps) -> Mapping[str, RpcHandler]:
     return TicketsApi(deps).methods()
 
 
-async def seed_builtin_types(deps: Deps, stop: asyncio.Event) -> None:
-    """Define the built-in ticket types at startup (again on the next try if the store is down)."""
-    while not stop.is_set():
-        try:
-            await TicketCommands(deps).seed_builtin_types()
-            return
-        except Exception as exc:  # the database may not be reachable yet
-            log.warning("seeding built-in ticket types failed, retrying: %r", exc)
-            await asyncio.sleep(1.0)
+async def seed_builtin_types(deps: Deps) -> None:
+    """Define the built-in ticket types (idempotent: a type already defined is left alone),
+    once, before the first request is answered."""
+    await TicketCommands(deps).seed_builtin_types()
 
 
 SERVICE = Service(
@@ -36,5 +30,5 @@ SERVICE = Service(
     consumers=[TICKETS_PROJECTION, PEOPLE],
     rpc=rpc_methods,
     migrations_dir=Path(__file__).parent / "migrations",
-    background=[seed_builtin_types],
+    startup=[seed_builtin_types],
 )

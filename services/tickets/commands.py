@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from libs.events.catalog.tickets import RelationKind, TicketPriority, TicketStatus
-from libs.events.errors import ServiceError
 from libs.events.registry import DomainEvent
 from services.tickets.fields import TicketTypeSchema
+from services.tickets.refusals import Refusal
 
 STAFF_ROLES: Final = frozenset({"operator", "admin"})
 
@@ -99,7 +99,7 @@ Command = ChangeStatus | Assign | SetPriority | Tag | Comment | Relate | Rate
 
 @dataclass(frozen=True)
 class Decision:
-    """Events to append and, for a refusal that is itself recorded, the error to answer after."""
+    """Events to append and, for a refusal that is itself recorded, the refusal to answer after."""
 
     events: list[DomainEvent] = field(default_factory=list)
-    refusal: ServiceError | None = None
+    refusal: Refusal | None = None

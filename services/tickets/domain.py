@@ -1,12 +1,15 @@
 """Tickets, pure: decide(state, command) -> events, the transition table and the approval lock.
 
-While an approval is pending every status change is refused, and the refusal is itself an event."""
+While an approval is pending every status change is refused, and the refusal is itself an event.
+A refusal is a `Refusal` (a code and a message, no HTTP status): raised, or returned in the
+Decision when it is recorded; the RPC edge maps its code to a status."""
 
 from __future__ import annotations
 
 import re
 from typing import Any, Final
 
+from libs.contracts.tickets import Relation
 from libs.events.catalog.tickets import (
     TicketAssigned,
     TicketChangeRefused,
@@ -21,7 +24,6 @@ from libs.events.catalog.tickets import (
     TicketTypeRevised,
     TicketUntagged,
 )
-from libs.events.errors import ServiceError, conflict, not_found
 from libs.events.registry import DomainEvent
 from services.tickets.commands import (
     Assign,
@@ -37,7 +39,9 @@ from services.tickets.commands import (
     Tag,
 )
 from services.tickets.fields import BUILTIN_TYPES, FieldValidationError, TicketTypeSchema
-from services.tickets.state import Relation, TicketState
+from services.tickets.policy import visible
+from services.tickets.refusals import Refusal, forbidden, invalid_assignee, not_found
+from services.tickets.state import TicketState
 
 KEY_PREFIX: Final = "OPS"
 MAX_TAGS: Final = 50
@@ -55,22 +59,6 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 DONE: Final = frozenset({"resolved", "closed"})
 
 
-def forbidden(message: str) -> ServiceError:
-    return ServiceError(403, "FORBIDDEN", message)
-
-
-def invalid(code: str, message: str, details: Any = None) -> ServiceError:
-    return ServiceError(422, code, message, details)
-
-
-def invalid_assignee(assignee_id: str) -> ServiceError:
-    return invalid(
-        "INVALID_ASSIGNEE",
-        "tickets can only be assigned to operators or admins",
-        {"assignee_id": assignee_id},
-    )
-
-
 def ticket_key(number: int) -> str:
     return f"{KEY_PREFIX}-{number}"
 
@@ -80,18 +68,18 @@ def normalise_tag(raw: str) -> str:
     tag = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "", re.sub(r"[\s_]+", "-", raw.lower())))
     tag = tag.strip("-")
     if not tag or len(tag) > 50:
-        raise invalid("INVALID_TAG", "a tag is 1 to 50 letters, digits or dashes", {"tag": raw})
+        raise Refusal("INVALID_TAG", "a tag is 1 to 50 letters, digits or dashes", {"tag": raw})
     return tag
 
 
 def decide_create(cmd: CreateTicket, *, number: int) -> list[DomainEvent]:
     """Open ticket `number`: the type must exist and every field value must fit its schema."""
     if cmd.schema is None:
-        raise invalid("UNKNOWN_TYPE", f"there is no ticket type {cmd.type!r}", {"type": cmd.type})
+        raise Refusal("UNKNOWN_TYPE", f"there is no ticket type {cmd.type!r}", {"type": cmd.type})
     try:
         values = cmd.schema.validate_values(cmd.fields)
     except FieldValidationError as exc:
-        raise invalid("INVALID_FIELDS", "some fields are not valid", exc.details) from None
+        raise Refusal("INVALID_FIELDS", "some fields are not valid", exc.details) from None
     return [
         TicketCreated(
             key=ticket_key(number),
@@ -107,15 +95,8 @@ def decide_create(cmd: CreateTicket, *, number: int) -> list[DomainEvent]:
     ]
 
 
-def visible(state: TicketState | None, by: Caller) -> TicketState:
-    """The ticket when `by` may see it; requesters see only their own (others: 404, not 403)."""
-    if state is None or not (by.is_staff or state.requester_id == by.user_id):
-        raise not_found("the ticket")
-    return state
-
-
 def decide(state: TicketState | None, cmd: Command) -> Decision:
-    """What happens when `cmd` meets the ticket: events to append, or a ServiceError raised."""
+    """What happens when `cmd` meets the ticket: events to append, or a Refusal raised."""
     ticket = visible(state, cmd.by)
     by = cmd.by.user_id
     match cmd:
@@ -142,7 +123,7 @@ def decide(state: TicketState | None, cmd: Command) -> Decision:
             if cmd.tag in ticket.tags:
                 return Decision()
             if len(ticket.tags) >= MAX_TAGS:
-                raise invalid("TOO_MANY_TAGS", f"a ticket has at most {MAX_TAGS} tags")
+                raise Refusal("TOO_MANY_TAGS", f"a ticket has at most {MAX_TAGS} tags")
             return Decision([TicketTagged(tag=cmd.tag, by=by)])
         case Tag(remove=True):
             return Decision([TicketUntagged(tag=cmd.tag, by=by)] if cmd.tag in ticket.tags else [])
@@ -163,7 +144,7 @@ def decide(state: TicketState | None, cmd: Command) -> Decision:
             return _relate(ticket, cmd)
         case Rate():
             return _rate(ticket, cmd)
-    raise AssertionError(f"unknown command {cmd!r}")
+    raise TypeError(f"unknown command {cmd!r}")
 
 
 def _staff_only(by: Caller, what: str) -> None:
@@ -176,7 +157,7 @@ def _change_status(ticket: TicketState, cmd: ChangeStatus) -> Decision:
     if not cmd.by.is_staff and not (reopen and ticket.requester_id == cmd.by.user_id):
         raise forbidden("requesters may only reopen their own resolved or closed tickets")
     if cmd.status not in TRANSITIONS[ticket.status]:
-        raise conflict(
+        raise Refusal(
             "INVALID_TRANSITION",
             f"a ticket cannot go from {ticket.status} to {cmd.status}",
             {
@@ -195,7 +176,7 @@ def _change_status(ticket: TicketState, cmd: ChangeStatus) -> Decision:
             by=cmd.by.user_id,
             via=via,
         )
-        error = conflict(
+        error = Refusal(
             "PENDING_APPROVAL",
             f"the ticket is locked: {pending.action!r} waits for approval",
             {"approval_id": pending.approval_id, "action": pending.action},
@@ -209,15 +190,15 @@ def _change_status(ticket: TicketState, cmd: ChangeStatus) -> Decision:
 
 def _relate(ticket: TicketState, cmd: Relate) -> Decision:
     if cmd.target == ticket.key:
-        raise invalid(
+        raise Refusal(
             "INVALID_RELATION", "a ticket cannot relate to itself", {"target": cmd.target}
         )
     if not cmd.target_visible:
-        raise invalid("INVALID_RELATION", "there is no such ticket", {"target": cmd.target})
+        raise Refusal("INVALID_RELATION", "there is no such ticket", {"target": cmd.target})
     if Relation(relation=cmd.relation, key=cmd.target) in ticket.relations:
         return Decision()
     if len(ticket.relations) >= MAX_RELATIONS:
-        raise invalid("TOO_MANY_RELATIONS", f"a ticket has at most {MAX_RELATIONS} relations")
+        raise Refusal("TOO_MANY_RELATIONS", f"a ticket has at most {MAX_RELATIONS} relations")
     return Decision([TicketRelated(relation=cmd.relation, target=cmd.target, by=cmd.by.user_id)])
 
 
@@ -225,15 +206,10 @@ def _rate(ticket: TicketState, cmd: Rate) -> Decision:
     if cmd.by.automation or ticket.requester_id != cmd.by.user_id:
         raise forbidden("only the ticket's requester rates it")
     if ticket.status not in DONE:
-        raise conflict("NOT_RESOLVED", "a ticket is rated once it is resolved or closed")
+        raise Refusal("NOT_RESOLVED", "a ticket is rated once it is resolved or closed")
     if ticket.rating is not None:
-        raise conflict("ALREADY_RATED", "this ticket has already been rated")
+        raise Refusal("ALREADY_RATED", "this ticket has already been rated")
     return Decision([TicketRated(score=cmd.score, comment=cmd.comment, by=cmd.by.user_id)])
-
-
-def audit_visible(event_type: str, data: dict[str, Any], by: Caller) -> bool:
-    """Whether an event of the trail is shown to `by`: internal comments are for staff only."""
-    return by.is_staff or not (event_type == TicketCommented.event_type and data.get("internal"))
 
 
 def _dump_fields(schema: TicketTypeSchema) -> list[dict[str, Any]]:
@@ -245,7 +221,7 @@ def decide_define_type(
 ) -> TicketTypeDefined:
     """Version 1 of a type; a key in use (or reserved by a built-in type) is refused."""
     if exists or (key in BUILTIN_TYPES and not builtin):
-        raise conflict("TYPE_EXISTS", f"a ticket type {key!r} already exists", {"key": key})
+        raise Refusal("TYPE_EXISTS", f"a ticket type {key!r} already exists", {"key": key})
     return TicketTypeDefined(key=key, name=name, fields=_dump_fields(schema), builtin=builtin)
 
 

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from libs.contracts.tickets import MAX_FIELDS
 from libs.events.conditions import Condition, Op, evaluate, leaves, referenced_fields
 
-MAX_FIELDS: Final = 100
 DEFAULT_MAX_LENGTH: Final = {"text": 500, "textarea": 10_000}
 MAX_USER_ID_LENGTH: Final = 200
 MAX_URL_LENGTH: Final = 2_048

@@ -1,6 +1,8 @@
 """Command handlers: load the stream, decide, append at the expected version and project.
 
-All in one transaction; when another writer got there first, reload and decide again."""
+All in one transaction; when another writer got there first, reload and decide again. Command
+handlers are methods of one class bound to the running service's Deps (`TicketCommands`); what
+they decide is the domain's module functions."""
 
 from __future__ import annotations
 
@@ -11,11 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from libs.events.catalog.tickets import TicketKeyTaken
 from libs.events.consumers import Dispatcher, append_and_project
 from libs.events.db import Conn
 from libs.events.envelope import Actor, Envelope, Metadata
-from libs.events.errors import ServiceError, conflict
 from libs.events.registry import DomainEvent
 from libs.events.runtime import Deps
 from libs.events.store import NO_STREAM, ConcurrencyError
@@ -23,9 +23,9 @@ from services.tickets import domain, queries
 from services.tickets.commands import Command, CreateTicket
 from services.tickets.fields import BUILTIN_TYPES, TicketTypeSchema
 from services.tickets.projection import TICKETS_PROJECTION
+from services.tickets.refusals import Refusal
 from services.tickets.state import TicketState, evolve, fold
 
-KEYS_STREAM = "ticketkeys"
 ATTEMPTS = 8
 _SEED_IDS = uuid.UUID("6f1c1f4e-1f0e-4c55-9d43-5b0d2f9a7c11")
 
@@ -89,40 +89,45 @@ class TicketCommands:
             except ConcurrencyError:
                 await _pause(attempt)
                 continue
-            assert state is not None  # decide() refuses a missing ticket
+            if state is None:  # decide() refuses a missing ticket: this cannot happen
+                raise RuntimeError(f"decided {command!r} on ticket {key}, which does not exist")
             for envelope in written:
                 state = _evolve(self.deps, state, envelope)
             if decision.refusal is not None:  # the refusal is recorded; now answer with it
                 raise decision.refusal
             return state, written
-        raise conflict("CONCURRENT_CHANGE", "the ticket changed too often; try again")
+        raise Refusal("CONCURRENT_CHANGE", "the ticket changed too often; try again")
 
     async def create(self, command: CreateTicket, *, meta: Metadata) -> TicketState:
-        """Take the next ticket number and open the ticket in one transaction (no gap, no
-        duplicate: the n-th ticket's key event is event n of the `ticketkeys` stream)."""
-        for attempt in range(ATTEMPTS):
+        """Take the next ticket number from the sequence and open the ticket. Nothing is held
+        from taking the number to the commit, so creations run side by side. Bad input is
+        refused before a number is taken; a number already used (the sequence behind the log,
+        after a restore) is skipped past."""
+        domain.decide_create(command, number=1)  # refuses what it would refuse with any number
+        for _ in range(ATTEMPTS):
+            number = int(await self.deps.pool.fetchval("SELECT nextval('tickets.ticket_numbers')"))
+            key = domain.ticket_key(number)
+            events = domain.decide_create(command, number=number)
             try:
                 async with self.deps.store.transaction() as conn:
-                    await lock_stream(conn, KEYS_STREAM)
-                    taken = await self.deps.store.stream_version(KEYS_STREAM, conn=conn)
-                    events = domain.decide_create(command, number=taken + 1)
-                    key = domain.ticket_key(taken + 1)
-                    await self.deps.store.append(
-                        KEYS_STREAM,
-                        [TicketKeyTaken(number=taken + 1, key=key)],
-                        expected_version=taken,
-                        metadata=meta,
-                        conn=conn,
-                    )
                     written = await self._append(conn, ticket_stream(key), events, NO_STREAM, meta)
             except ConcurrencyError:
-                await _pause(attempt)
+                await self._skip_taken_numbers()
                 continue
             registry = self.deps.store.registry
             state = fold((registry.load(e), e.version, e.recorded_at) for e in written)
-            assert state is not None
+            if state is None:  # decide_create() always opens with ticket.created
+                raise RuntimeError(f"ticket {key} was written without its ticket.created")
             return state
-        raise conflict("CONCURRENT_CHANGE", "too many tickets were opened at once; try again")
+        raise Refusal("CONCURRENT_CHANGE", "no free ticket number was found; try again")
+
+    async def _skip_taken_numbers(self) -> None:
+        """Move the sequence past the highest number the log has a ticket for."""
+        await self.deps.pool.execute(
+            "SELECT setval('tickets.ticket_numbers', greatest(last_value, coalesce(("
+            "  SELECT max((data->>'number')::bigint) FROM eventstore.events "
+            "  WHERE type = 'ticket.created'), 1))) FROM tickets.ticket_numbers"
+        )
 
     async def define_type(
         self,
@@ -152,8 +157,7 @@ class TicketCommands:
                 ids=ids,
             )
             row = await queries.ticket_type(conn, key)
-        assert row is not None
-        return row
+        return _projected(row, key)
 
     async def revise_type(
         self, *, key: str, name: str | None, schema: TicketTypeSchema, meta: Metadata
@@ -172,8 +176,7 @@ class TicketCommands:
             )
             await self._append(conn, type_stream(key), [event], version, meta)
             row = await queries.ticket_type(conn, key)
-        assert row is not None
-        return row
+        return _projected(row, key)
 
     async def seed_builtin_types(self) -> None:
         """Define the built-in types once; replicas racing write each definition once."""
@@ -181,7 +184,7 @@ class TicketCommands:
         for key, (name, schema) in BUILTIN_TYPES.items():
             try:
                 await self.define_type(key=key, name=name, schema=schema, meta=meta, builtin=True)
-            except ServiceError as exc:
+            except Refusal as exc:
                 if exc.code != "TYPE_EXISTS":
                     raise
 
@@ -202,6 +205,13 @@ class TicketCommands:
             expected_version=expected,
             metadata=meta,
         )
+
+
+def _projected(row: queries.TypeRow | None, key: str) -> queries.TypeRow:
+    """The type just written, read back in the writing transaction (projected inline)."""
+    if row is None:
+        raise RuntimeError(f"ticket type {key} was written but not projected")
+    return row
 
 
 def _evolve(deps: Deps, state: TicketState, envelope: Envelope) -> TicketState:

@@ -10,9 +10,10 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from libs.contracts.tickets import CommentOut, TicketTypeOut
 from libs.events.db import Conn
-from libs.events.errors import ServiceError
 from services.tickets.fields import TicketTypeSchema
+from services.tickets.refusals import Refusal
 from services.tickets.state import TicketState
 
 Db: TypeAlias = "Conn | asyncpg.Pool"
@@ -43,7 +44,7 @@ def decode_cursor(cursor: str) -> int:
     except (ValueError, TypeError, KeyError, binascii.Error):
         value = None
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
-        raise ServiceError(422, "INVALID_CURSOR", "the cursor is not one this list gave out")
+        raise Refusal("INVALID_CURSOR", "the cursor is not one this list gave out")
     return value
 
 
@@ -90,14 +91,14 @@ async def requester_of(conn: Db, key: str) -> str | None:
     return None if value is None else str(value)
 
 
-async def comments(conn: Db, key: str, *, internal: bool) -> list[dict[str, Any]]:
+async def comments(conn: Db, key: str) -> list[CommentOut]:
+    """Every comment on the ticket, internal ones too (the policy decides who sees which)."""
     rows = await conn.fetch(
         "SELECT id, author_id, body, internal, created_at FROM tickets.comments "
-        "WHERE key = $1 AND (internal = false OR $2) ORDER BY position",
+        "WHERE key = $1 ORDER BY position",
         key,
-        internal,
     )
-    return [{**dict(r), "created_at": r["created_at"].isoformat()} for r in rows]
+    return [CommentOut.model_validate(dict(r)) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,16 @@ class TypeRow:
     def schema(self) -> TicketTypeSchema:
         return TicketTypeSchema.model_validate({"fields": self.fields})
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "version": self.version,
-            "builtin": self.builtin,
-            "fields": self.fields,
-        }
+    def view(self) -> TicketTypeOut:
+        return TicketTypeOut.model_validate(
+            {
+                "key": self.key,
+                "name": self.name,
+                "version": self.version,
+                "builtin": self.builtin,
+                "fields": self.fields,
+            }
+        )
 
 
 _TYPE = (

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from libs.contracts.tickets import PendingApproval, Rating, Relation, TicketOut
 from libs.events.catalog.tickets import (
-    RelationKind,
     TicketApprovalDecided,
     TicketApprovalRequested,
     TicketAssigned,
@@ -25,25 +25,6 @@ from libs.events.catalog.tickets import (
     TicketUntagged,
 )
 from libs.events.registry import DomainEvent
-
-
-class Relation(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    relation: RelationKind
-    key: str
-
-
-class Rating(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    score: int
-    comment: str | None = None
-
-
-class PendingApproval(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    approval_id: str
-    action: str
-    requested_at: datetime
 
 
 class TicketState(BaseModel):
@@ -74,12 +55,18 @@ class TicketState(BaseModel):
     def locked(self) -> bool:
         return bool(self.pending)
 
-    def view(self) -> dict[str, Any]:
+    def out(self) -> TicketOut:
         """The ticket as the API shows it."""
-        body = self.model_dump(mode="json", exclude={"number", "pending"})
-        body["locked"] = self.locked
-        body["pending_approval"] = self.pending[0].model_dump(mode="json") if self.pending else None
-        return body
+        return TicketOut(
+            **self.model_dump(exclude={"number", "pending"}),
+            locked=self.locked,
+            pending_approval=self.pending[0] if self.pending else None,
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The ticket as the API shows it, as JSON."""
+        shown: dict[str, Any] = self.out().model_dump(mode="json")
+        return shown
 
 
 def evolve(

@@ -18,6 +18,8 @@ from libs.events.errors import ServiceError
 from libs.events.registry import DomainEvent
 from services.tickets.commands import Caller, ChangeStatus, Comment, Rate, Tag
 from services.tickets.domain import TRANSITIONS, decide, normalise_tag
+from services.tickets.refusals import Refusal
+from services.tickets.rpc_edge import as_service_error
 from services.tickets.state import TicketState, fold
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -54,9 +56,10 @@ def at_status(status: str) -> TicketState:
 
 
 def refusal(state: TicketState | None, command: object) -> ServiceError:
-    with pytest.raises(ServiceError) as caught:
+    """The domain's refusal as the RPC edge answers it (its code, and the status of that code)."""
+    with pytest.raises(Refusal) as caught:
         decide(state, command)  # type: ignore[arg-type]
-    return caught.value
+    return as_service_error(caught.value)
 
 
 @pytest.mark.parametrize(("start", "target"), list(product(STATUSES, STATUSES)))
@@ -165,6 +168,6 @@ def test_tags_are_normalised_to_lowercase_slugs(raw: str, tag: str) -> None:
 
 @pytest.mark.parametrize("raw", ["!!!", "-", "x" * 51])
 def test_tags_that_normalise_to_nothing_or_too_long_are_refused(raw: str) -> None:
-    with pytest.raises(ServiceError) as caught:
+    with pytest.raises(Refusal) as caught:
         normalise_tag(raw)
     assert caught.value.code == "INVALID_TAG"

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from libs.contracts.tickets import MAX_FIELDS
 from services.tickets.fields import (
     BUILTIN_TYPES,
-    MAX_FIELDS,
     FieldSpec,
     FieldType,
     FieldValidationError,

@@ -43,7 +43,10 @@ class TicketTypeRevised(DomainEvent):
 
 @event("ticket_key.taken")
 class TicketKeyTaken(DomainEvent):
-    """Event n of `ticketkeys`: ticket number n is taken (in the ticket's creating transaction)."""
+    """Event n of `ticketkeys`: ticket number n is taken (in the ticket's creating transaction).
+
+    Written until ticket numbers came from a sequence (services/tickets/migrations/0002); kept
+    so the streams that hold it still load. The number is in `ticket.created`."""
 
     number: int = Field(ge=1)
     key: str
@@ -108,7 +111,7 @@ class TicketUntagged(DomainEvent):
 
 @event("ticket.commented")
 class TicketCommented(DomainEvent):
-    """`internal` comments are for staff only (requesters never see this event)."""
+    """`internal` comments are for staff only (libs/contracts/ticket_visibility.py decides)."""
 
     comment_id: str
     author_id: str
