@@ -18,13 +18,14 @@ from fastapi import FastAPI
 
 from bench.servers import bench_env
 from bench.stats import Row, markdown, percentile
+from libs.contracts.tickets import TicketIn
 from libs.events.devstack import serve_http
 from libs.events.embedded import free_port
 from libs.events.system import System
 from libs.events.testing import scratch_database
 from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.app import create_app
-from services.gateway.ticket_models import TicketIn
+from services.people.app import SERVICE as PEOPLE
 from services.tickets.app import SERVICE as TICKETS
 
 CONCURRENCY = 16
@@ -91,7 +92,7 @@ async def main(seconds: float) -> str:
             settings=settings,
             database_url=database_url,
             nats_url=env.nats_url,
-            services=[GATEWAY, TICKETS],
+            services=[PEOPLE, GATEWAY, TICKETS],
         )
         async with system as deps:
             app = create_app(deps)

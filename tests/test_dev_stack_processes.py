@@ -161,7 +161,7 @@ def test_each_service_runs_in_its_own_process_and_two_replicas_handle_each_event
     try:
         dev.wait_running()
         services = run_children(dev)
-        assert sorted(services) == ["gateway", "tickets"], children_of(dev.proc.pid)
+        assert sorted(services) == ["gateway", "people", "tickets"], children_of(dev.proc.pid)
         assert httpx.get(f"{base}/readyz").status_code == 200
 
         replica = start_replica(env, "tickets")  # a second tickets, in a process of its own

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -19,7 +20,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.errors import BadRequestError
 from pydantic import BaseModel, ValidationError
 
-from libs.events.envelope import Actor
+from libs.events.envelope import Actor, Metadata, new_id
 from libs.events.errors import ServiceError
 from libs.events.settings import Settings
 
@@ -63,6 +64,16 @@ class RpcRequest(BaseModel):
     """The person an API token acts for (the actor then names the token itself)."""
     correlation_id: str | None = None
     body: dict[str, Any] = {}
+
+    def metadata(self, service: str) -> Metadata:
+        """Metadata for the events this request causes in `service`: its actor, and its
+        correlation id (a caller's own non-UUID request id becomes a stable UUID from it)."""
+        raw = self.correlation_id
+        try:
+            correlation = UUID(raw) if raw else new_id()
+        except ValueError:
+            correlation = uuid5(NAMESPACE_URL, raw or "")
+        return Metadata(actor=self.actor, correlation_id=correlation, service=service)
 
 
 RpcHandler = Callable[[RpcRequest], Awaitable[Any]]

@@ -22,6 +22,9 @@ from libs.events.settings import Settings
 
 # Import paths, not imports: the command stays fast and libs never import services at load time.
 SERVICE_MODULES: dict[str, str] = {
+    # people first: in one process its migrations run before the gateway's (people's moves the
+    # gateway's old people tables, which a later gateway migration trims)
+    "people": "services.people.app",
     "gateway": "services.gateway.app",
     "tickets": "services.tickets.app",
 }

@@ -1,1 +1,1 @@
-"""The gateway: the one HTTP entry point (REST API, SSE, web UI); owns people, sessions, tokens."""
+"""The gateway: the one HTTP entry point (REST API, SSE, web UI); authenticates every request."""

@@ -1,4 +1,7 @@
-"""The gateway's composition: its SERVICE for the runtime and the FastAPI app it serves."""
+"""The gateway's composition: its SERVICE for the runtime and the FastAPI app it serves.
+
+It keeps HTTP, rate limits and a read model of users, sessions and tokens for authenticating
+requests; people's commands and queries are the people service's (services/people/)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from libs.events.runtime import Deps, Service
 from services.gateway import events_api, health, stream, ticket_routes
 from services.gateway.errors import API_ERRORS, install_error_handlers, refuse_nul_in_url
 from services.gateway.people import routes as people_routes
-from services.gateway.people.projection import PEOPLE_PROJECTION
+from services.gateway.people.projection import AUTH_PROJECTION
 from services.gateway.secret import require_secret, resolve_secret
 
 ROUTERS = [health.router]
@@ -43,7 +46,7 @@ def create_app(deps: Deps) -> FastAPI:
 
 SERVICE = Service(
     name="gateway",
-    consumers=[PEOPLE_PROJECTION, stream.TICKET_ACCESS],
+    consumers=[AUTH_PROJECTION, stream.TICKET_ACCESS],
     migrations_dir=Path(__file__).parent / "migrations",
     http=create_app,
     preflight=require_secret,

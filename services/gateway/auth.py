@@ -1,5 +1,6 @@
 """Who is calling: the session cookie or a Bearer API token, resolved to a Principal with the
-user's current role (read on every request, so role changes apply at once)."""
+user's current role (read on every request, so role changes apply at once). Resolved from the
+gateway's own read model of the people service's events (services/gateway/people/)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from libs.contracts.people import digest, parse_token
 from libs.events.envelope import Actor, ActorKind
 from libs.events.errors import ServiceError
 from libs.events.runtime import Deps
@@ -66,11 +68,11 @@ def _principal(user: UserRow, **extra: object) -> Principal:
 
 
 async def _from_token(deps: Deps, value: str) -> Principal | None:
-    token_id = security.parse_token(value)
+    token_id = parse_token(value)
     if token_id is None:
         return None
     row = await queries.token_by_id(deps.pool, token_id)
-    if row is None or row.revoked or not security.same(security.digest(value), row.token_hash):
+    if row is None or row.revoked or not security.same(digest(value), row.token_hash):
         return None
     user = await queries.user_by_id(deps.pool, row.user_id)
     if user is None:
@@ -84,7 +86,7 @@ async def _from_session(deps: Deps, secret: bytes, value: str) -> Principal | No
         return None
     session_id, session_secret = parts
     live = await queries.live_session(deps.pool, session_id)
-    if live is None or not security.same(security.digest(session_secret), live.secret_hash):
+    if live is None or not security.same(digest(session_secret), live.secret_hash):
         return None
     if live.needs_touch:
         await queries.touch_session(deps.pool, session_id)

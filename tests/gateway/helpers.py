@@ -1,4 +1,5 @@
-"""Gateway test helpers: a running gateway (System + FastAPI app) and sign-up/sign-in calls."""
+"""Gateway test helpers: a running gateway with the people service behind it (System + FastAPI
+app) and sign-up/sign-in calls."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 from fastapi import FastAPI
+from nats.js.errors import NotFoundError
 
 from libs.events.catalog.tickets import TicketApprovalDecided, TicketApprovalRequested
 from libs.events.consumers import list_parked
@@ -26,9 +28,11 @@ from libs.events.testing import (
     unique_name,
 )
 from services.gateway.app import SERVICE, create_app
-from services.gateway.people.projection import PEOPLE_PROJECTION
+from services.gateway.people.projection import AUTH_PROJECTION
 from services.gateway.people.ratelimit import RateLimits
 from services.gateway.people.security import SESSION_COOKIE
+from services.people.app import SERVICE as PEOPLE
+from services.people.projection import PEOPLE_PROJECTION
 from services.tickets import queries as tickets_queries
 from services.tickets.app import SERVICE as TICKETS
 
@@ -63,10 +67,10 @@ async def running_gateway(
     nats_url: str,
     *,
     replica: str = "r1",
-    services: Sequence[Service] = (SERVICE,),
+    services: Sequence[Service] = (PEOPLE, SERVICE),
 ) -> AsyncIterator[Gateway]:
-    """The gateway service in its own System (as `opsledger run gateway` would start it), or
-    with other `services` beside it in the same process."""
+    """The gateway and the people service it asks in one System (as `opsledger run people` and
+    `opsledger run gateway` would start them), or other `services` in the same process."""
     system = isolated_system(settings, database_url, nats_url, services=services, replica=replica)
     async with system as deps:
         gateway = Gateway(deps=deps, app=create_app(deps))
@@ -77,21 +81,31 @@ async def running_gateway(
             await gateway.close()
 
 
+SETTLED = (PEOPLE_PROJECTION.name, AUTH_PROJECTION.name)
+"""The projections of user.* events that also apply inline: the people service's own, and the
+gateway's authentication read model."""
+
+
 async def settle(deps: Deps) -> None:
-    """Wait until every stored event is on the bus and the live people projection has acked it,
-    then check it parked nothing: the live path must agree with the inline one."""
+    """Wait until every stored event is on the bus and the live people projections have acked
+    it, then check they parked nothing: the live path must agree with the inline one."""
 
     async def idle() -> bool:
         stored = await deps.pool.fetchval("SELECT count(*) FROM eventstore.events")
         stream = await deps.js.stream_info(deps.settings.stream_name)
-        info = await deps.js.consumer_info(deps.settings.stream_name, PEOPLE_PROJECTION.name)
-        return bool(
-            stream.state.messages >= stored and not info.num_pending and not info.num_ack_pending
-        )
+        for name in SETTLED:
+            try:
+                info = await deps.js.consumer_info(deps.settings.stream_name, name)
+            except NotFoundError:
+                continue  # not running in this deployment
+            if info.num_pending or info.num_ack_pending:
+                return False
+        return bool(stream.state.messages >= stored)
 
     await eventually(idle, timeout=20)
-    parked = await list_parked(deps.pool, consumer=PEOPLE_PROJECTION.name)
-    assert parked == [], "the live people projection failed on an event"
+    for name in SETTLED:
+        parked = await list_parked(deps.pool, consumer=name)
+        assert parked == [], f"the live projection {name} failed on an event"
 
 
 async def register(
@@ -151,9 +165,10 @@ async def scratch_deployment(
 async def running_desk(
     settings: Settings, database_url: str, nats_url: str, *, replica: str = "desk"
 ) -> AsyncIterator[Gateway]:
-    """The gateway and the tickets service in one System (a single-process deployment)."""
+    """The gateway, the people and the tickets service in one System (a single-process
+    deployment)."""
     async with running_gateway(
-        settings, database_url, nats_url, replica=replica, services=(SERVICE, TICKETS)
+        settings, database_url, nats_url, replica=replica, services=(PEOPLE, SERVICE, TICKETS)
     ) as gateway:
         yield gateway
 

@@ -2,9 +2,9 @@
 operation, called with generated requests, never answers 5xx, answers only status codes it
 documents, and every answer matches its declared schema and content type.
 
-The gateway and the tickets service run on real Postgres and NATS. Their connections belong to
-the test's event loop, so the app is served by uvicorn on a free port in that loop, and the
-(blocking) schemathesis run sends real HTTP to it from a worker thread.
+The gateway, the people and the tickets service run on real Postgres and NATS. Their connections
+belong to the test's event loop, so the app is served by uvicorn on a free port in that loop, and
+the (blocking) schemathesis run sends real HTTP to it from a worker thread.
 
 Callers are the admin (the first account), by session cookie or, half the time, by API token, so
 the admin-only paths run too; the ticket, ticket-type, user and token path parameters sometimes
@@ -55,6 +55,7 @@ from libs.events.testing import eventually, isolated_system
 from services.gateway import app as gateway_app
 from services.gateway.people import ratelimit
 from services.gateway.people.security import SESSION_COOKIE
+from services.people import app as people_app
 from services.tickets import app as tickets_app
 from tests.gateway.helpers import PASSWORD, SignedIn
 
@@ -165,8 +166,9 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 async def running_system(
     settings: Settings, database_url: str, nats_url: str
 ) -> AsyncIterator[Deps]:
-    """The gateway and the tickets service in one System, as `opsledger dev` runs them."""
-    services = [gateway_app.SERVICE, tickets_app.SERVICE]
+    """The gateway, the people and the tickets service in one System, as `opsledger dev` runs
+    them."""
+    services = [people_app.SERVICE, gateway_app.SERVICE, tickets_app.SERVICE]
     async with isolated_system(settings, database_url, nats_url, services=services) as deps:
         yield deps
 

@@ -1,37 +1,45 @@
-"""The people projection: rebuilt from the log it equals the live tables, and events written
-without it inline reach it through the bus."""
+"""The projections of people: the people service's own and the gateway's authentication read
+model, each rebuilt from the log equals its live tables; and events written without them
+inline reach them through the bus."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from libs.events.catalog.people import UserPasswordSet, UserRegistered
 from libs.events.envelope import Actor, Metadata, new_id
 from libs.events.replay import replay_service
+from libs.events.runtime import Service
 from libs.events.store import NO_STREAM
 from libs.events.testing import eventually
-from services.gateway.app import SERVICE
-from services.gateway.people.security import hash_password
+from services.gateway.app import SERVICE as GATEWAY
+from services.people.app import SERVICE as PEOPLE
+from services.people.security import hash_password
 from tests.gateway.helpers import Gateway, SignedIn, login, settle
 
-TABLES = {
-    "gateway.users": "user_id",
-    "gateway.sessions": "session_id",
-    "gateway.tokens": "token_id",
-}
+
+def tables(schema: str) -> dict[str, str]:
+    return {
+        f"{schema}.users": "user_id",
+        f"{schema}.sessions": "session_id",
+        f"{schema}.tokens": "token_id",
+    }
 
 
-async def snapshot(gateway: Gateway) -> dict[str, list[dict[str, Any]]]:
+async def snapshot(gateway: Gateway, schema: str) -> dict[str, list[dict[str, Any]]]:
     return {
         table: [
             dict(r) for r in await gateway.deps.pool.fetch(f"SELECT * FROM {table} ORDER BY {key}")
         ]
-        for table, key in TABLES.items()
+        for table, key in tables(schema).items()
     }
 
 
+@pytest.mark.parametrize("service", [PEOPLE, GATEWAY], ids=["people", "gateway"])
 async def test_replaying_the_people_projection_equals_the_live_tables(
-    gateway: Gateway, signed_in: SignedIn
+    gateway: Gateway, signed_in: SignedIn, service: Service
 ) -> None:
     admin, _ = await signed_in("root@example.com")
     bob, bob_user = await signed_in("bob@example.com")
@@ -41,13 +49,13 @@ async def test_replaying_the_people_projection_equals_the_live_tables(
     await bob.delete(f"/api/v1/tokens/{gone.json()['id']}")
     await bob.post("/api/v1/auth/logout")
     await settle(gateway.deps)
-    live = await snapshot(gateway)
+    live = await snapshot(gateway, service.name)
     assert [len(rows) for rows in live.values()] == [2, 2, 2]
 
-    applied = await replay_service(SERVICE, gateway.deps)
+    applied = await replay_service(service, gateway.deps)
 
     assert applied > 0
-    assert await snapshot(gateway) == live
+    assert await snapshot(gateway, service.name) == live
     assert (await admin.get("/api/v1/me")).status_code == 200  # sessions survive a rebuild
     headers = {"Authorization": f"Bearer {kept.json()['token']}"}
     assert (await gateway.client().get("/api/v1/me", headers=headers)).json()["role"] == "operator"
@@ -71,7 +79,7 @@ async def test_people_events_written_elsewhere_reach_the_projection_through_the_
 
     async def role() -> str | None:
         found: str | None = await gateway.deps.pool.fetchval(
-            "SELECT role FROM gateway.users WHERE user_id = $1 AND password_hash <> ''", user_id
+            "SELECT role FROM people.users WHERE user_id = $1 AND password_hash <> ''", user_id
         )
         return found
 

@@ -1,16 +1,19 @@
-"""Credential helpers: argon2 hashing, signed session cookies and the token format."""
+"""Credential helpers: argon2 hashing (the people service's), signed session cookies (the
+gateway's) and the token format (the people contract's)."""
 
 from __future__ import annotations
 
+from libs.contracts import people as contract
 from services.gateway.people import security
+from services.people import security as passwords
 
 
 async def test_passwords_hash_with_argon2id_and_verify() -> None:
-    stored = await security.hash_password("s3cret-password")
+    stored = await passwords.hash_password("s3cret-password")
     assert stored.startswith("$argon2id$") and "s3cret-password" not in stored
-    assert await security.verify_password(stored, "s3cret-password")
-    assert not await security.verify_password(stored, "wrong-password")
-    assert not await security.verify_password("not a hash", "s3cret-password")
+    assert await passwords.verify_password(stored, "s3cret-password")
+    assert not await passwords.verify_password(stored, "wrong-password")
+    assert not await passwords.verify_password("not a hash", "s3cret-password")
 
 
 def test_a_session_cookie_round_trips_only_with_its_secret() -> None:
@@ -24,8 +27,8 @@ def test_a_session_cookie_round_trips_only_with_its_secret() -> None:
 
 def test_a_token_carries_its_id() -> None:
     token_id = "0190a5a0-0000-7000-8000-000000000001"
-    token = security.format_token(token_id, security.new_secret())
+    token = contract.format_token(token_id, passwords.new_secret())
     assert token.startswith("olt_")
-    assert security.parse_token(token) == token_id
-    assert security.parse_token("olt_nothex_x") is None
-    assert security.parse_token("ghp_abc") is None
+    assert contract.parse_token(token) == token_id
+    assert contract.parse_token("olt_nothex_x") is None
+    assert contract.parse_token("ghp_abc") is None

@@ -25,7 +25,7 @@ async def test_twenty_concurrent_registrations_make_exactly_one_admin(gateway: G
     roles = [r.json()["role"] for r in responses]
     assert roles.count("admin") == 1
     assert roles.count("requester") == 19
-    stored = await gateway.deps.pool.fetch("SELECT role FROM gateway.users")
+    stored = await gateway.deps.pool.fetch("SELECT role FROM people.users")
     assert sorted(r["role"] for r in stored) == ["admin"] + ["requester"] * 19
 
 
@@ -45,7 +45,7 @@ async def test_the_same_email_registered_concurrently_succeeds_exactly_once(
     assert statuses == [201] + [409] * 4
     refused = [r.json() for r in responses if r.status_code == 409]
     assert {body["error"]["code"] for body in refused} == {"EMAIL_TAKEN"}
-    assert await gateway.deps.pool.fetchval("SELECT count(*) FROM gateway.users") == 1
+    assert await gateway.deps.pool.fetchval("SELECT count(*) FROM people.users") == 1
 
 
 async def test_the_first_user_is_admin_and_later_ones_are_requesters(gateway: Gateway) -> None:
@@ -86,12 +86,12 @@ async def test_passwords_are_stored_as_argon2_and_never_in_plain(gateway: Gatewa
     secret_password = "plain-text-must-not-leak-42"
     await register(gateway.client(), "hash@example.com", password=secret_password)
     stored = await gateway.deps.pool.fetchval(
-        "SELECT password_hash FROM gateway.users WHERE email = 'hash@example.com'"
+        "SELECT password_hash FROM people.users WHERE email = 'hash@example.com'"
     )
     assert stored.startswith("$argon2id$")
     events = await gateway.deps.pool.fetch("SELECT type, data FROM eventstore.events")
     assert secret_password not in json.dumps([dict(e) for e in events])
     registered = next(e for e in events if e["type"] == "user.registered")
     assert set(registered["data"]) == {"user_id", "email", "name", "role"}
-    dump = await gateway.deps.pool.fetch("SELECT * FROM gateway.users")
+    dump = await gateway.deps.pool.fetch("SELECT * FROM people.users")
     assert secret_password not in repr([dict(r) for r in dump])

@@ -8,9 +8,9 @@ import asyncio
 import httpx
 import pytest
 
-from libs.events.envelope import Actor, ActorKind
+from libs.events.envelope import Actor, ActorKind, Metadata
 from libs.events.errors import ServiceError
-from services.gateway.people import handlers
+from services.people.handlers import PeopleCommands
 from tests.gateway.helpers import Gateway, SignedIn
 
 
@@ -20,7 +20,7 @@ async def set_role(client: httpx.AsyncClient, user_id: str, role: str) -> httpx.
 
 async def admin_count(gateway: Gateway) -> int:
     return int(
-        await gateway.deps.pool.fetchval("SELECT count(*) FROM gateway.users WHERE role = 'admin'")
+        await gateway.deps.pool.fetchval("SELECT count(*) FROM people.users WHERE role = 'admin'")
     )
 
 
@@ -71,13 +71,11 @@ async def test_the_last_admin_cannot_be_demoted(gateway: Gateway, signed_in: Sig
     assert (await set_role(admin, bob["id"], "admin")).status_code == 200
     assert (await set_role(admin, bob["id"], "requester")).status_code == 200
     with pytest.raises(ServiceError) as refused:
-        await handlers.change_role(
-            gateway.deps,
+        await PeopleCommands(gateway.deps).change_role(
             actor_id=bob["id"],
             user_id=root["id"],
             role="requester",
-            actor=Actor(kind=ActorKind.USER, id=bob["id"]),
-            correlation_id=None,
+            meta=Metadata(actor=Actor(kind=ActorKind.USER, id=bob["id"]), service="people"),
         )
     assert (refused.value.status, refused.value.code) == (409, "LAST_ADMIN")
     assert await admin_count(gateway) == 1

@@ -6,8 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from services.gateway.people import security
+from libs.contracts.people import digest
 from services.gateway.people.security import SESSION_COOKIE, sign_session
+from services.people import security
 from tests.gateway.helpers import PASSWORD, Gateway, SignedIn, login, register
 
 LOGIN = "/api/v1/auth/login"
@@ -176,4 +177,4 @@ async def test_the_session_secret_is_stored_only_as_a_digest(
     rows = await gateway.deps.pool.fetch("SELECT data FROM eventstore.events")
     assert session_secret not in repr([r["data"] for r in rows])
     stored = await gateway.deps.pool.fetchval("SELECT secret_hash FROM gateway.sessions")
-    assert stored == security.digest(session_secret)
+    assert stored == digest(session_secret)

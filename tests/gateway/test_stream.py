@@ -19,6 +19,7 @@ from libs.events.settings import Settings
 from libs.events.testing import isolated_system
 from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.app import create_app
+from services.people.app import SERVICE as PEOPLE
 from services.tickets.app import SERVICE as TICKETS
 from tests.gateway.helpers import PASSWORD
 
@@ -46,7 +47,7 @@ class Live:
 
 @pytest.fixture
 async def live(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Live]:
-    system = isolated_system(settings, database_url, nats_url, services=[GATEWAY, TICKETS])
+    system = isolated_system(settings, database_url, nats_url, services=[PEOPLE, GATEWAY, TICKETS])
     async with system as deps:
         port = free_port()
         server, serving = await serve_http(create_app(deps), host="127.0.0.1", port=port)

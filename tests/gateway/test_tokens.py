@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from libs.contracts.people import digest
 from services.gateway.auth import IngestToken, OptionalUser
-from services.gateway.people import security
 from tests.gateway.helpers import Gateway, SignedIn
 
 
@@ -46,7 +46,7 @@ async def test_a_token_is_shown_once_stored_as_a_digest_and_works_as_bearer(
     assert [t["id"] for t in listed["items"]] == [created["id"]]
     assert "token" not in listed["items"][0] and created["token"] not in repr(listed)
     stored = await gateway.deps.pool.fetchval("SELECT token_hash FROM gateway.tokens")
-    assert stored == security.digest(created["token"])
+    assert stored == digest(created["token"])
     events = await gateway.deps.pool.fetch("SELECT data FROM eventstore.events")
     assert created["token"] not in repr([e["data"] for e in events])
     me = await gateway.client().get("/api/v1/me", headers=bearer(created["token"]))

@@ -1,15 +1,16 @@
-"""Events of people, sessions and API tokens, written by the gateway.
+"""Events of people, sessions and API tokens, written by the people service (services/people/).
 
 Streams: `user-<id>` (registration, password, role), `email-<sha256 of the normalised email>`
 (the claim that makes an email unique), `people-admins` (who is admin: its first event decides
 the first admin, its version serialises every change of the admin set), `session-<id>` and
-`token-<id>`. Every type is in the `user.` category so the gateway's projection subscribes to
-these and nothing else.
+`token-<id>`. Every type is in the `user.` category so the projections of them (the people
+service's own, the gateway's authentication read model, the tickets service's staff list)
+subscribe to these and nothing else.
 
 No raw password, session secret or token is ever stored: passwords as argon2 hashes, session
 secrets and tokens (high-entropy random values) as SHA-256 hex. The argon2 hash lives in
 `user.password_set` on purpose: the log is internal, and keeping it in its own event type keeps
-it out of `user.registered`, which other services consume.
+it out of `user.registered`, which other services consume; only the people service projects it.
 """
 
 from __future__ import annotations

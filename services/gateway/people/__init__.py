@@ -1,1 +1,2 @@
-"""People, sessions, API tokens and roles: the gateway's own domain."""
+"""People over HTTP: the routes, rate limits, session cookies, and the read model of sessions
+and tokens that authenticates requests. People themselves are the people service's."""

@@ -1,5 +1,10 @@
-"""The people read model: PEOPLE_PROJECTION applies user.* events to gateway.users, sessions
-and tokens. Replayable; timestamps come from the envelope so a rebuild equals the live tables."""
+"""The gateway's read model for authenticating requests: AUTH_PROJECTION applies the people
+service's user.* events to gateway.users (who, and their current role), gateway.sessions and
+gateway.tokens (only digests of their secrets). No password hash ever reaches it. Replayable;
+timestamps come from the envelope so a rebuild equals the live tables.
+
+It is fed by the bus, and also brought up to each people command the gateway sends before the
+gateway answers (services/gateway/people/calls.py), so the next request sees that write."""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from libs.events.catalog.people import (
     SessionStarted,
     TokenCreated,
     TokenRevoked,
-    UserPasswordSet,
     UserRegistered,
     UserRoleChanged,
 )
@@ -24,14 +28,6 @@ async def on_user_registered(ctx: HandlerContext, event: UserRegistered) -> None
         event.name,
         event.role,
         ctx.envelope.recorded_at,
-    )
-
-
-async def on_user_password_set(ctx: HandlerContext, event: UserPasswordSet) -> None:
-    await ctx.conn.execute(
-        "UPDATE gateway.users SET password_hash = $2 WHERE user_id = $1",
-        event.user_id,
-        event.password_hash,
     )
 
 
@@ -83,11 +79,10 @@ async def on_token_revoked(ctx: HandlerContext, event: TokenRevoked) -> None:
     )
 
 
-PEOPLE_PROJECTION = Consumer(
-    name="gateway-people",
+AUTH_PROJECTION = Consumer(
+    name="gateway-people",  # the name it had when the gateway owned people: its checkpoints
     handlers={
         "user.registered": on_user_registered,
-        "user.password_set": on_user_password_set,
         "user.role_changed": on_user_role_changed,
         "user.session_started": on_session_started,
         "user.session_ended": on_session_ended,

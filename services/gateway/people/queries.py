@@ -1,9 +1,9 @@
-"""Reads over the people tables: users, credentials, live sessions and tokens."""
+"""Reads over the gateway's authentication read model: users, live sessions and tokens, and
+the sessions' last use (for idle expiry)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
@@ -31,31 +31,11 @@ class UserRow:
         return cls(id=row["user_id"], email=row["email"], name=row["name"], role=row["role"])
 
 
-_USER = "SELECT user_id, email, name, role FROM gateway.users"
-
-
 async def user_by_id(db: Db, user_id: str) -> UserRow | None:
-    row = await db.fetchrow(f"{_USER} WHERE user_id = $1", user_id)
-    return UserRow.of(row) if row else None
-
-
-async def credentials(db: Db, email: str) -> tuple[UserRow, str] | None:
-    """The user with this (normalised) email and their password hash."""
     row = await db.fetchrow(
-        "SELECT user_id, email, name, role, password_hash FROM gateway.users WHERE email = $1",
-        email,
+        "SELECT user_id, email, name, role FROM gateway.users WHERE user_id = $1", user_id
     )
-    return (UserRow.of(row), row["password_hash"]) if row else None
-
-
-async def list_users(db: Db, *, limit: int, after: str | None) -> list[UserRow]:
-    """Users in registration order (ids are time-ordered), after the id `after`."""
-    rows = await db.fetch(
-        f"{_USER} WHERE ($1::text IS NULL OR user_id > $1) ORDER BY user_id LIMIT $2",
-        after,
-        limit,
-    )
-    return [UserRow.of(r) for r in rows]
+    return UserRow.of(row) if row else None
 
 
 @dataclass(frozen=True)
@@ -100,43 +80,23 @@ async def touch_session(db: Db, session_id: str) -> None:
 class TokenRow:
     id: str
     user_id: str
-    name: str
     scopes: list[str]
     token_hash: str
-    created_at: datetime
     revoked: bool
 
 
-_TOKEN = (
-    "SELECT token_id, user_id, name, scopes, token_hash, created_at, revoked_at IS NOT NULL "
-    "AS revoked FROM gateway.tokens"
-)
-
-
-def _token(row: asyncpg.Record) -> TokenRow:
+async def token_by_id(db: Db, token_id: str) -> TokenRow | None:
+    row = await db.fetchrow(
+        "SELECT token_id, user_id, scopes, token_hash, revoked_at IS NOT NULL AS revoked "
+        "FROM gateway.tokens WHERE token_id = $1",
+        token_id,
+    )
+    if row is None:
+        return None
     return TokenRow(
         id=row["token_id"],
         user_id=row["user_id"],
-        name=row["name"],
         scopes=list(row["scopes"]),
         token_hash=row["token_hash"],
-        created_at=row["created_at"],
         revoked=row["revoked"],
     )
-
-
-async def token_by_id(db: Db, token_id: str) -> TokenRow | None:
-    row = await db.fetchrow(f"{_TOKEN} WHERE token_id = $1", token_id)
-    return _token(row) if row else None
-
-
-async def list_tokens(db: Db, *, user_id: str, limit: int, after: str | None) -> list[TokenRow]:
-    """The user's tokens that are not revoked, oldest first, after the id `after`."""
-    rows = await db.fetch(
-        f"{_TOKEN} WHERE user_id = $1 AND revoked_at IS NULL "
-        "AND ($2::text IS NULL OR token_id > $2) ORDER BY token_id LIMIT $3",
-        user_id,
-        after,
-        limit,
-    )
-    return [_token(r) for r in rows]

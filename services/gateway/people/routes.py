@@ -1,32 +1,36 @@
-"""People routes: register, login, logout, me, API tokens, and the team's roles (admins)."""
+"""People routes: register, login, logout, me, API tokens, and the team's roles (admins).
+
+Rate limits and the session cookie are the gateway's; everything else is asked of the people
+service (libs/contracts/people.py) over NATS request/reply."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from libs.events.errors import ServiceError
-from services.gateway.auth import AdminUser, CurrentUser, Principal, forbidden
-from services.gateway.deps import DepsDep
-from services.gateway.errors import error_responses
-from services.gateway.people import handlers, queries, ratelimit, security
-from services.gateway.people.domain import email_hash
-from services.gateway.people.models import (
+from libs.contracts import people as contract
+from libs.contracts.people import (
     LoginIn,
     RegisterIn,
     RoleIn,
     TokenCreatedOut,
     TokenIn,
-    TokenOut,
     TokenPage,
     UserOut,
     UserPage,
+    email_hash,
 )
-from services.gateway.people.queries import UserRow
+from services.gateway.auth import AdminUser, CurrentUser
+from services.gateway.deps import DepsDep
+from services.gateway.errors import error_responses
+from services.gateway.people import ratelimit, security
+from services.gateway.people.calls import command, query
 
-router = APIRouter(prefix="/api/v1", tags=["people"])
+# every people operation but /me is answered by the people service, over NATS
+router = APIRouter(prefix="/api/v1", tags=["people"], responses=error_responses(503, 504))
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=64, description="next_cursor of the last page")]
@@ -44,17 +48,8 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _correlation(request: Request) -> UUID | None:
-    try:
-        return UUID(request.headers.get("x-correlation-id", ""))
-    except ValueError:
-        return None
-
-
-def _out(user: UserRow | Principal) -> UserOut:
-    if isinstance(user, Principal):
-        return UserOut(id=user.user_id, email=user.email, name=user.name, role=user.role)
-    return UserOut(id=user.id, email=user.email, name=user.name, role=user.role)
+def _correlation(request: Request) -> str | None:
+    return request.headers.get("x-correlation-id")
 
 
 @router.post(
@@ -66,14 +61,10 @@ async def register(request: Request, deps: DepsDep, body: RegisterIn) -> UserOut
     limits = _limits(request)
     await ratelimit.hit(deps.pool, limits.register_per_ip, _client_ip(request))
     await ratelimit.hit(deps.pool, limits.register_per_email, email_hash(body.email))
-    user = await handlers.register(
-        deps,
-        email=body.email,
-        name=body.name,
-        password=body.password,
-        correlation_id=_correlation(request),
+    registered = await command(
+        deps, contract.REGISTER, body, who=None, correlation_id=_correlation(request)
     )
-    return _out(user)
+    return registered.user
 
 
 @router.post("/auth/login", response_model=UserOut, responses=LIMITED)
@@ -85,35 +76,32 @@ async def login(request: Request, response: Response, deps: DepsDep, body: Login
     await ratelimit.hit(deps.pool, limits.login_per_ip, _client_ip(request))
     # counted before checking, so concurrent guesses cannot overrun it; a success gives it back
     await ratelimit.hit(deps.pool, limits.login_failures_per_account, account)
-    user = await handlers.authenticate(deps, email=body.email, password=body.password)
-    if user is None:
-        raise ServiceError(401, "INVALID_CREDENTIALS", "the email or the password is wrong")
-    await ratelimit.refund(deps.pool, limits.login_failures_per_account, account)
-    session_id, secret = await handlers.start_session(
-        deps, user=user, correlation_id=_correlation(request)
+    opened = await command(
+        deps, contract.LOGIN, body, who=None, correlation_id=_correlation(request)
     )
+    await ratelimit.refund(deps.pool, limits.login_failures_per_account, account)
+    lifetime = (opened.expires_at - datetime.now(UTC)).total_seconds()
     response.set_cookie(
         security.SESSION_COOKIE,
-        security.sign_session(request.app.state.secret, session_id, secret),
-        max_age=int(handlers.SESSION_LIFETIME.total_seconds()),
+        security.sign_session(request.app.state.secret, opened.session_id, opened.session_secret),
+        max_age=max(0, round(lifetime)),
         path="/",
         httponly=True,
         samesite="lax",
         secure=request.url.scheme == "https",
     )
-    return _out(user)
+    return opened.user
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request, deps: DepsDep, who: CurrentUser) -> Response:
     """End this session on the server: its cookie stops working, even if replayed."""
     if who.session_id is not None:
-        await handlers.end_session(
+        await command(
             deps,
-            session_id=who.session_id,
-            user_id=who.user_id,
-            reason="logout",
-            actor=who.actor,
+            contract.LOGOUT,
+            contract.LogoutIn(session_id=who.session_id),
+            who=who,
             correlation_id=_correlation(request),
         )
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -129,7 +117,7 @@ async def logout(request: Request, deps: DepsDep, who: CurrentUser) -> Response:
 
 @router.get("/me", response_model=UserOut)
 async def me(who: CurrentUser) -> UserOut:
-    return _out(who)
+    return UserOut(id=who.user_id, email=who.email, name=who.name, role=who.role.value)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreatedOut)
@@ -138,49 +126,43 @@ async def create_token(
 ) -> TokenCreatedOut:
     """A new API token for the caller; the token is in this answer only. Created from a signed-in
     session, so a leaked token cannot mint others that outlive its revocation."""
-    if who.session_id is None:
-        raise forbidden("API tokens are created from a signed-in session")
-    token_id, token = await handlers.create_token(
-        deps,
-        owner_id=who.user_id,
-        name=body.name,
-        scopes=body.scopes,
-        actor=who.actor,
-        correlation_id=_correlation(request),
+    issued = await command(
+        deps, contract.CREATE_TOKEN, body, who=who, correlation_id=_correlation(request)
     )
-    return TokenCreatedOut(id=token_id, token=token, name=body.name, scopes=body.scopes)
+    return issued.token
 
 
 @router.get("/tokens", response_model=TokenPage)
 async def list_tokens(
-    deps: DepsDep, who: CurrentUser, limit: Limit = 50, cursor: Cursor = None
+    request: Request, deps: DepsDep, who: CurrentUser, limit: Limit = 50, cursor: Cursor = None
 ) -> TokenPage:
     """The caller's tokens that are not revoked (never the tokens themselves)."""
-    rows = await queries.list_tokens(deps.pool, user_id=who.user_id, limit=limit, after=cursor)
-    items = [TokenOut(id=r.id, name=r.name, scopes=r.scopes, created_at=r.created_at) for r in rows]
-    return TokenPage(items=items, next_cursor=rows[-1].id if len(rows) == limit else None)
+    page = contract.PageIn(limit=limit, cursor=cursor)
+    return await query(
+        deps, contract.LIST_TOKENS, page, who=who, correlation_id=_correlation(request)
+    )
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_token(request: Request, deps: DepsDep, who: CurrentUser, token_id: UUID) -> None:
     """Revoke one of the caller's tokens; it is refused from the next request on."""
-    await handlers.revoke_token(
+    await command(
         deps,
-        owner_id=who.user_id,
-        token_id=str(token_id),
-        actor=who.actor,
+        contract.REVOKE_TOKEN,
+        contract.TokenRef(token_id=token_id),
+        who=who,
         correlation_id=_correlation(request),
     )
 
 
 @router.get("/users", response_model=UserPage)
 async def list_users(
-    deps: DepsDep, _: AdminUser, limit: Limit = 50, cursor: Cursor = None
+    request: Request, deps: DepsDep, who: AdminUser, limit: Limit = 50, cursor: Cursor = None
 ) -> UserPage:
     """The team, in registration order."""
-    rows = await queries.list_users(deps.pool, limit=limit, after=cursor)
-    return UserPage(
-        items=[_out(r) for r in rows], next_cursor=rows[-1].id if len(rows) == limit else None
+    page = contract.PageIn(limit=limit, cursor=cursor)
+    return await query(
+        deps, contract.LIST_USERS, page, who=who, correlation_id=_correlation(request)
     )
 
 
@@ -190,12 +172,11 @@ async def change_role(
 ) -> UserOut:
     """Give a user another role. 409 CANNOT_CHANGE_OWN_ROLE for yourself; 409 LAST_ADMIN when it
     would leave no admin."""
-    user = await handlers.change_role(
+    changed = await command(
         deps,
-        actor_id=who.user_id,
-        user_id=user_id,
-        role=body.role.value,
-        actor=who.actor,
+        contract.CHANGE_ROLE,
+        contract.ChangeRoleIn(user_id=user_id, role=body.role),
+        who=who,
         correlation_id=_correlation(request),
     )
-    return _out(user)
+    return changed.user

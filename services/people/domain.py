@@ -1,13 +1,12 @@
-"""People's decisions, pure: stream names, email rules, user and admin-set state, registration
-and role changes. No I/O."""
+"""People's decisions, pure: stream names, user and admin-set state, registration and role
+changes. No I/O (email rules are the contract's: libs/contracts/people.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from libs.contracts.people import email_hash, normalise_email
 from libs.events.catalog.people import (
     AdminBootstrapped,
     AdminGranted,
@@ -24,9 +23,6 @@ ADMINS_STREAM = "people-admins"
 """Who is admin. Its first event decides the first admin (appended with NO_STREAM); every later
 change of the admin set appends here with the version it read, so such changes serialise."""
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
-EMAIL_MAX = 254
-
 
 def user_stream(user_id: str) -> str:
     return f"user-{user_id}"
@@ -40,20 +36,8 @@ def token_stream(token_id: str) -> str:
     return f"token-{token_id}"
 
 
-def normalise_email(raw: str) -> str:
-    return raw.strip().lower()
-
-
-def valid_email(email: str) -> bool:
-    return len(email) <= EMAIL_MAX and EMAIL_PATTERN.match(email) is not None
-
-
-def email_hash(email: str) -> str:
-    """The id of an email's claim stream: no address in stream ids (they are never erased)."""
-    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
-
-
 def email_stream(email: str) -> str:
+    """An email's claim stream: its hash, so no address sits in a stream id (never erased)."""
     return f"email-{email_hash(email)}"
 
 

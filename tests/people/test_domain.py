@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from libs.contracts.people import valid_email
 from libs.events.catalog.people import (
     AdminBootstrapped,
     AdminGranted,
@@ -17,14 +18,13 @@ from libs.events.catalog.people import (
     UserRoleChanged,
 )
 from libs.events.errors import ServiceError
-from services.gateway.people.domain import (
+from services.people.domain import (
     UserState,
     decide_role_change,
     email_stream,
     fold_admins,
     fold_user,
     registration,
-    valid_email,
 )
 
 

@@ -1,0 +1,244 @@
+"""The people service's contract, written once: the credential formats both sides must agree
+on, the request/response models, and one `Method` per RPC method.
+
+The people service answers these (`serve(...)`), the gateway asks them (`ask(deps.rpc, ...)`).
+Every command's answer is a `Receipt`: the streams it wrote and their last version, so the
+gateway can bring its own read model of sessions and tokens up to that write before it answers
+(read-your-writes across the two services, with no window). No answer carries a password hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from libs.events.catalog.people import RoleName, Scope
+from libs.events.contract import Method
+
+SERVICE = "people"
+
+# Emails and credentials, as both sides read them.
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+EMAIL_MAX = 254
+TOKEN_PREFIX = "olt"
+
+
+def normalise_email(raw: str) -> str:
+    return raw.strip().lower()
+
+
+def valid_email(email: str) -> bool:
+    return len(email) <= EMAIL_MAX and EMAIL_PATTERN.match(email) is not None
+
+
+def email_hash(email: str) -> str:
+    """SHA-256 hex of the normalised email: names its claim stream and its rate-limit counters,
+    so no address sits in a stream id or a counter key."""
+    return hashlib.sha256(normalise_email(email).encode()).hexdigest()
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex: right for high-entropy random values (tokens, session secrets)."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def format_token(token_id: str, token_secret: str) -> str:
+    """`olt_<token id hex>_<secret>`: the id lets us find the row, the digest proves the rest."""
+    return f"{TOKEN_PREFIX}_{UUID(token_id).hex}_{token_secret}"
+
+
+def parse_token(value: str) -> str | None:
+    """The token id inside a token string, or None when it is not shaped like one."""
+    parts = value.split("_", 2)
+    if len(value) > 256 or len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    try:
+        return str(UUID(hex=parts[1]))
+    except ValueError:
+        return None
+
+
+def _contains_nul(value: Any) -> bool:
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend([*item.keys(), *item.values()])
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+# Requests.
+
+
+class Body(BaseModel):
+    """A request body: no unknown fields, and no NUL character (Postgres can store none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Body:
+        if _contains_nul(self.model_dump()):
+            raise ValueError("must not contain a NUL character")
+        return self
+
+
+class RegisterIn(Body):
+    email: str = Field(max_length=EMAIL_MAX)
+    name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=8, max_length=1024)
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str) -> str:
+        email = normalise_email(value)
+        if not valid_email(email):
+            raise ValueError("not a valid email address")
+        return email
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class LoginIn(Body):
+    email: str = Field(max_length=EMAIL_MAX)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LogoutIn(Body):
+    session_id: str
+
+
+class RoleIn(Body):
+    role: RoleName
+
+
+class ChangeRoleIn(RoleIn):
+    user_id: str
+
+
+class TokenIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(min_length=1, max_length=2)
+
+    @field_validator("scopes")
+    @classmethod
+    def _unique(cls, value: list[Scope]) -> list[Scope]:
+        return sorted(set(value))
+
+
+class TokenRef(Body):
+    token_id: UUID
+
+
+class PageIn(Body):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=64)
+
+
+# Answers.
+
+
+class Written(BaseModel):
+    """A stream a command wrote, and its version once written."""
+
+    stream_id: str
+    version: int
+
+
+class Receipt(BaseModel):
+    """What every command answers with: the writes, to catch a read model up to them."""
+
+    written: list[Written] = []
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: RoleName
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class TokenCreatedOut(BaseModel):
+    id: str
+    token: str = Field(description="the token itself; shown this once, stored only as a digest")
+    name: str
+    scopes: list[Scope]
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+
+
+class TokenPage(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None
+
+
+class Registered(Receipt):
+    user: UserOut
+
+
+class SessionOpened(Receipt):
+    """A login: the session id and secret go into the gateway's signed cookie (only the
+    secret's digest is stored)."""
+
+    user: UserOut
+    session_id: str
+    session_secret: str
+    expires_at: datetime
+
+
+class TokenIssued(Receipt):
+    token: TokenCreatedOut
+
+
+class RoleChanged(Receipt):
+    user: UserOut
+
+
+# Methods: `ns.rpc.people.<name>`.
+
+REGISTER: Method[RegisterIn, Registered] = Method(
+    SERVICE, "people.register", RegisterIn, Registered
+)
+LOGIN: Method[LoginIn, SessionOpened] = Method(SERVICE, "people.login", LoginIn, SessionOpened)
+"""401 INVALID_CREDENTIALS for a wrong email or password alike."""
+LOGOUT: Method[LogoutIn, Receipt] = Method(SERVICE, "people.logout", LogoutIn, Receipt)
+"""Ends the caller's own session (idempotent)."""
+CREATE_TOKEN: Method[TokenIn, TokenIssued] = Method(
+    SERVICE, "people.tokens.create", TokenIn, TokenIssued
+)
+"""For a caller signed in with a session (403 when the caller is a token)."""
+REVOKE_TOKEN: Method[TokenRef, Receipt] = Method(SERVICE, "people.tokens.revoke", TokenRef, Receipt)
+"""One of the caller's tokens (404 otherwise); idempotent."""
+LIST_TOKENS: Method[PageIn, TokenPage] = Method(SERVICE, "people.tokens.list", PageIn, TokenPage)
+"""The caller's tokens that are not revoked, oldest first."""
+LIST_USERS: Method[PageIn, UserPage] = Method(SERVICE, "people.users.list", PageIn, UserPage)
+"""The team in registration order (admins only)."""
+CHANGE_ROLE: Method[ChangeRoleIn, RoleChanged] = Method(
+    SERVICE, "people.users.change_role", ChangeRoleIn, RoleChanged
+)
+"""409 CANNOT_CHANGE_OWN_ROLE, 409 LAST_ADMIN, 403 FORBIDDEN when the caller is not an admin."""

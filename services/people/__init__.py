@@ -1,0 +1,1 @@
+"""People: accounts, passwords, sessions, API tokens and roles (the people service)."""
