@@ -10,6 +10,18 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from libs.events.envelope import Envelope
 
 
+class _SecretMarker:
+    """Marks an event field as secret: `Annotated[str, SECRET]`. A secret field never leaves
+    the system: every way out (the events API, the live stream, webhooks) shows it redacted."""
+
+    def __repr__(self) -> str:
+        return "SECRET"
+
+
+SECRET = _SecretMarker()
+REDACTED = "[redacted]"
+
+
 class DomainEvent(BaseModel):
     """Base class of every event payload. Subclasses are registered with `@event(type, version)`;
     `event_type` and `schema_version` are reserved for the registry and cannot be field names."""
@@ -47,6 +59,7 @@ class EventRegistry:
     def __init__(self) -> None:
         self._classes: dict[str, type[DomainEvent]] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._secrets: dict[str, frozenset[str]] = {}
 
     def register(self, type_name: str, version: int = 1) -> Callable[[E], E]:
         def decorate(cls: E) -> E:
@@ -59,6 +72,9 @@ class EventRegistry:
             cls.event_type = type_name
             cls.schema_version = version
             self._classes[type_name] = cls
+            self._secrets[type_name] = frozenset(
+                name for name, info in cls.__pydantic_fields__.items() if SECRET in info.metadata
+            )
             return cls
 
         return decorate
@@ -83,6 +99,18 @@ class EventRegistry:
 
     def types(self) -> list[str]:
         return sorted(self._classes)
+
+    def secret_fields(self, type_name: str) -> frozenset[str]:
+        """The fields of `type_name` marked SECRET (none for a type this code does not know)."""
+        return self._secrets.get(type_name, frozenset())
+
+    def redact(self, envelope: Envelope) -> Envelope:
+        """The envelope as it may leave the system: every secret field's value redacted."""
+        secret = self.secret_fields(envelope.type) & envelope.data.keys()
+        if not secret:
+            return envelope
+        data = {k: (REDACTED if k in secret else v) for k, v in envelope.data.items()}
+        return envelope.model_copy(update={"data": data})
 
     def decode(self, type_name: str, version: int, data: dict[str, Any]) -> DomainEvent:
         """Validate a stored payload, upcasting it first when it was written by an older schema."""

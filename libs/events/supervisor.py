@@ -148,6 +148,18 @@ class Supervisor:
             asyncio.create_task(self._supervise(state, body, until_stopped), name=name)
         )
 
+    async def started(self, timeout: float = 10.0) -> bool:
+        """Wait until no task is still starting (each is up, has failed, or has finished), at
+        most `timeout`; whether that happened in time."""
+        deadline = time.monotonic() + timeout
+        while any(s.state == "starting" for s in self._states.values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed(), timeout=min(left, 0.1))
+        return True
+
     def states(self) -> list[TaskState]:
         return list(self._states.values())
 

@@ -115,6 +115,9 @@ class System:
                 runner = ServiceRunner(service=service, deps=deps)
                 self.runners.append(runner)
                 await runner.start()
+            # started means ready: every task has its connections (or has said why not)
+            if not await deps.supervisor.started():
+                log.warning("some tasks were still starting: %s", deps.supervisor.down())
         except BaseException:
             await self.stop()
             raise

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from libs.events.envelope import Envelope
 from libs.events.errors import ServiceError
+from libs.events.registry import REGISTRY
 from libs.events.store import UnknownPosition
 from services.gateway.auth import AdminUser
 from services.gateway.deps import DepsDep
@@ -48,6 +49,8 @@ class EventPage(BaseModel):
 
 
 def _out(env: Envelope) -> EventOut:
+    """An event as it leaves the system: its secret fields redacted."""
+    env = REGISTRY.redact(env)
     return EventOut(
         **env.model_dump(exclude={"metadata"}), metadata=env.metadata.model_dump(mode="json")
     )

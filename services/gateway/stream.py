@@ -20,6 +20,7 @@ from libs.contracts.ticket_visibility import Viewer, may_see_event
 from libs.events.catalog.tickets import TicketCreated
 from libs.events.consumers import Consumer, HandlerContext
 from libs.events.envelope import Envelope
+from libs.events.registry import REGISTRY
 from libs.events.runtime import Deps
 from libs.events.store import UnknownPosition, load_envelope
 from services.gateway.auth import CurrentUser
@@ -95,6 +96,9 @@ async def may_see(requesters: Requesters, who: Viewer, envelope: Envelope) -> bo
 
 
 def _frame(envelope: Envelope) -> dict[str, str]:
+    """One SSE frame; an event's secret fields never leave (the stream shows only ticket events
+    today, whose fields are all shown, but the rule is the same on every way out)."""
+    envelope = REGISTRY.redact(envelope)
     return {
         "id": str(envelope.position),
         "event": envelope.type,

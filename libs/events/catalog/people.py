@@ -11,16 +11,17 @@ No raw password, session secret or token is ever stored: passwords as argon2 has
 secrets and tokens (high-entropy random values) as SHA-256 hex. The argon2 hash lives in
 `user.password_set` on purpose: the log is internal, and keeping it in its own event type keeps
 it out of `user.registered`, which other services consume; only the people service projects it.
+Every hash of a secret is marked SECRET, so it is redacted on every way out of the system.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from libs.events.registry import DomainEvent, event
+from libs.events.registry import SECRET, DomainEvent, event
 
 RoleName = Literal["requester", "operator", "admin"]
 Scope = Literal["api", "ingest"]
@@ -47,7 +48,7 @@ class UserPasswordSet(DomainEvent):
     """The user's password, as an argon2 hash (PHC string), never the password itself."""
 
     user_id: str
-    password_hash: str = Field(pattern=r"^\$argon2")
+    password_hash: Annotated[str, SECRET] = Field(pattern=r"^\$argon2")
 
 
 @event("user.email_claimed")
@@ -81,7 +82,7 @@ class SessionStarted(DomainEvent):
 
     session_id: str
     user_id: str
-    secret_hash: str
+    secret_hash: Annotated[str, SECRET]
     expires_at: datetime
 
 
@@ -100,7 +101,7 @@ class TokenCreated(DomainEvent):
     user_id: str
     name: str
     scopes: list[Scope]
-    token_hash: str
+    token_hash: Annotated[str, SECRET]
 
 
 @event("user.token_revoked")
