@@ -218,6 +218,12 @@ class ConsumerLoop:
         if watch and not await self._may_run_again(msg, envelope):
             return
         try:
+            await self._apply_one(msg, envelope)
+        finally:  # every way out but the process dying: stepping aside, failing, being stopped
+            await self._finished(envelope, watch)
+
+    async def _apply_one(self, msg: Msg, envelope: Envelope) -> None:
+        try:
             async with self.deps.store.transaction() as conn:
                 processed = await self.dispatcher.apply(conn, envelope)
         except ReplayInProgress:
@@ -225,25 +231,23 @@ class ConsumerLoop:
             await self._nak(msg, REPLAY_WAIT_S)
             return
         except HandlerFailed as exc:
-            await self._finished(envelope, watch)
             if is_database_connection_error(exc.cause):
                 await self._transient(msg, exc.cause)
             else:
                 await self._failed(msg, exc)
             return
         except Exception as exc:
-            await self._finished(envelope, watch)
             if is_connection_error(exc):  # the store or the connection, not a handler
                 await self._transient(msg, exc)
             else:  # the runtime failed around the handler: count it, or it retries forever
                 await self._failed(msg, HandlerFailed(envelope, exc, note="around its handler"))
             return
-        await self._finished(envelope, watch)
         await self._ack(msg, processed)
 
     async def _may_run_again(self, msg: Msg, envelope: Envelope) -> bool:
         """Before running a redelivered event: note the run, and park the event instead when
-        as many earlier runs as it has attempts never finished (their process died)."""
+        as many earlier runs as it has attempts never finished (their process died). Such an
+        event is then acked: it is parked, or was passed meanwhile, and must not come back."""
         try:
             async with self.deps.pool.acquire() as conn:
                 died = await record_start(conn, consumer=self.name, envelope=envelope)
@@ -253,9 +257,19 @@ class ConsumerLoop:
         if died < self.deps.settings.handler_max_attempts:
             return True
         cause = RuntimeError(f"the process handling it ended {died} times before it finished")
-        await self._failed(
-            msg, HandlerFailed(envelope, cause, note="it kills its process"), last=True
-        )
+        failure = HandlerFailed(envelope, cause, note="it kills its process")
+        try:
+            _, parked = await self._count_failure(failure, last=True)
+        except ReplayInProgress:
+            await self._nak(msg, REPLAY_WAIT_S)
+            return False
+        except Exception as store_exc:
+            await self._transient(msg, store_exc)
+            return False
+        if parked:
+            log.error("%s parks %s: %s", self.name, envelope.id, _error_text(failure))
+            HANDLED.labels(self.name, "parked").inc()
+        await self._ack(msg, False)
         return False
 
     async def _finished(self, envelope: Envelope, watched: bool) -> None:

@@ -194,24 +194,17 @@ class Dispatcher:
         if not envelopes:
             return []
         started = time.monotonic()
+        chosen = await self._from_store(conn, envelopes) if verify else list(envelopes)
+        streams = {e.stream_id for e in chosen if e is not None}
         checkpoints = await lock_checkpoints_gated(
-            conn, self.consumer.name, (e.stream_id for e in envelopes), gate=REPLAY_LOCK
+            conn, self.consumer.name, streams or {envelopes[0].stream_id}, gate=REPLAY_LOCK
         )
         if checkpoints is None:
             raise ReplayInProgress(self.consumer.name)
-        stored = await self._stored_ids(conn, envelopes) if verify else None
         run = _Run()
         outcomes: list[bool] = []
-        for envelope in envelopes:
-            if stored is not None and envelope.id not in stored:
-                log.warning(
-                    "%s: skipping %s %s@%d: not in the store (another deployment's message, or "
-                    "one from before a restore)",
-                    self.consumer.name,
-                    envelope.id,
-                    envelope.stream_id,
-                    envelope.version,
-                )
+        for envelope in chosen:
+            if envelope is None:
                 outcomes.append(False)
             else:
                 outcomes.append(
@@ -225,11 +218,30 @@ class Dispatcher:
             raise self._aborted_by(run, envelopes[len(outcomes) - 1], exc) from exc
         return outcomes
 
-    async def _stored_ids(self, conn: Conn, envelopes: Sequence[Envelope]) -> set[UUID]:
-        rows = await conn.fetch(
-            "SELECT id FROM eventstore.events WHERE id = ANY($1::uuid[])", [e.id for e in envelopes]
-        )
-        return {r["id"] for r in rows}
+    async def _from_store(self, conn: Conn, envelopes: Sequence[Envelope]) -> list[Envelope | None]:
+        """The store's copy of each delivered event (the store, not the bus, is what a handler
+        trusts); None for a message whose event is not in the store, or is another one there."""
+        stored = await self.store.read_by_ids([e.id for e in envelopes], conn=conn)
+        chosen: list[Envelope | None] = []
+        for delivered in envelopes:
+            copy = stored.get(delivered.id)
+            if copy is None or (copy.stream_id, copy.version) != (
+                delivered.stream_id,
+                delivered.version,
+            ):
+                log.warning(
+                    "%s: skipping a message for %s %s@%d: the store has %s (another "
+                    "deployment's message, one from before a restore, or a forged one)",
+                    self.consumer.name,
+                    delivered.id,
+                    delivered.stream_id,
+                    delivered.version,
+                    "no such event" if copy is None else f"{copy.stream_id}@{copy.version}",
+                )
+                chosen.append(None)
+            else:
+                chosen.append(copy)
+        return chosen
 
     async def enter(self, conn: Conn) -> None:
         """Take this consumer's replay lock shared for the transaction, or step aside."""

@@ -28,7 +28,7 @@ from uuid import UUID
 import asyncpg
 
 from libs.events.consumers import REPLAY_LOCK, Dispatcher, HandlerFailed, describe
-from libs.events.db import Conn, connect
+from libs.events.db import Conn, connect, is_database_connection_error
 from libs.events.envelope import Envelope
 from libs.events.parking import park
 from libs.events.store import START
@@ -199,6 +199,8 @@ async def _apply_parking_failures(
                     await _resolve(conn, dispatcher, [envelope], parked_before)
                 break
             except HandlerFailed as exc:
+                if is_database_connection_error(exc.cause):
+                    raise  # not the event's fault: the replay stops, and is run again later
                 parked_before.discard(exc.envelope.id)  # parked again, by this replay
                 await park(
                     conn,

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ most this often, never in a busy loop."""
 TARGET_LOCK_TIMEOUT = "1s"
 """How long firing one timer may wait for its target stream; then it is retried later and the
 other due timers fire meanwhile."""
+HOLD_S = 2.0
 STALL_AFTER_S = MAX_SLEEP_S + 30.0
 
 
@@ -128,6 +130,8 @@ class TimerScheduler:
         self.database_url = database_url
         self.batch = batch
         self._wake = asyncio.Event()
+        self._held: dict[UUID, float] = {}
+        """Timers whose target stream was locked, and until when (monotonic) to leave them."""
 
     async def run(self, status: TaskStatus) -> None:
         """Fire due timers until the process stops. A failure, including the LISTEN connection
@@ -148,16 +152,22 @@ class TimerScheduler:
             while not stop.is_set():
                 self._wake.clear()
                 while await self.fire_due() == self.batch:
-                    pass
+                    status.beat()
                 # the wait is computed by the database's clock, which decided what was due:
                 # this host's clock may be ahead of it or behind
                 until_next = await self.store.pool.fetchval(
                     "SELECT extract(epoch FROM min(due_at) - clock_timestamp())::float8 "
-                    "FROM eventstore.timers WHERE state = 'pending'"
+                    "FROM eventstore.timers WHERE state = 'pending' "
+                    "AND NOT (timer_id = ANY($1::uuid[]))",
+                    self._held_ids(),
                 )
                 delay = MAX_SLEEP_S
                 if until_next is not None:
                     delay = min(MAX_SLEEP_S, max(MIN_SLEEP_S, float(until_next)))
+                if self._held:
+                    delay = min(
+                        delay, max(MIN_SLEEP_S, min(self._held.values()) - time.monotonic())
+                    )
                 await sleep_until_woken(stop, self._wake, delay)
                 status.beat()
                 if lost or listener.is_closed():
@@ -166,28 +176,48 @@ class TimerScheduler:
             with contextlib.suppress(Exception):
                 await listener.close()
 
+    def _held_ids(self) -> list[UUID]:
+        now = time.monotonic()
+        for timer_id in [t for t, until in self._held.items() if until <= now]:
+            del self._held[timer_id]
+        return list(self._held)
+
     async def fire_due(self) -> int:
-        """Fire every timer due now (up to one batch); returns how many were claimed. Each timer
-        fires in its own savepoint: one that cannot fire is parked alone, the others fire."""
+        """Fire every timer due now (up to one batch); returns how many fired or were parked.
+        Each timer fires in its own savepoint: one that cannot fire is parked alone, the others
+        fire. One whose target stream is locked (a long transaction writing to it) is held back
+        for HOLD_S by this scheduler, and so are the others of the batch with that target, so
+        they never crowd out the timers that can fire."""
+        done = 0
         async with self.store.transaction() as conn:
             await conn.execute(f"SET LOCAL lock_timeout = '{TARGET_LOCK_TIMEOUT}'")
             rows = await conn.fetch(
                 "SELECT timer_id, target_stream, event_type, event_data, metadata, "
                 "schema_version FROM eventstore.timers WHERE state = 'pending' "
-                "AND due_at <= now() ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "AND due_at <= now() AND NOT (timer_id = ANY($2::uuid[])) "
+                "ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.batch,
+                self._held_ids(),
             )
+            locked: set[str] = set()
             for row in rows:
+                if row["target_stream"] in locked:
+                    self._held[row["timer_id"]] = time.monotonic() + HOLD_S
+                    continue
                 try:
                     async with conn.transaction():
                         await self._fire(conn, row)
                 except asyncpg.LockNotAvailableError:
                     log.warning("timer %s: its target stream is locked; later", row["timer_id"])
+                    locked.add(row["target_stream"])
+                    self._held[row["timer_id"]] = time.monotonic() + HOLD_S
+                    continue
                 except Exception as exc:
                     if is_connection_error(exc):
                         raise
                     await self._park(conn, row["timer_id"], f"{type(exc).__name__}: {exc}")
-        return len(rows)
+                done += 1
+        return done
 
     async def _fire(self, conn: Conn, row: asyncpg.Record) -> None:
         timer_id: UUID = row["timer_id"]
