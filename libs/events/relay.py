@@ -35,6 +35,7 @@ STALL_AFTER_S = 20.0
 up, it is reported stalled (a read or a publish that hangs, a table locked under it)."""
 BATCH = 500
 HELD_BACK_FIRST_S = 0.002
+HELD_BACK_GRACE_S = 0.1
 HELD_BACK_MAX_S = 0.25
 HELD_BACK_REPORT_S = 1.0
 SAFETY_WAKE_S = 0.25
@@ -46,8 +47,11 @@ PUBLISH_SECONDS = Histogram(
 
 
 class HeldBack:
-    """Backoff while the read horizon is held: 2 ms, doubling to 250 ms; past a second, the
-    holder is named in the log (once) and its age kept in the horizon gauge."""
+    """Backoff while the read horizon is held. Concurrent commits hold it for a moment all the
+    time, so for the first HELD_BACK_GRACE_S the relay looks again every 2 ms (latency); held
+    longer (a long transaction somewhere), it looks again less and less often, up to every
+    250 ms; past a second, the holder is named in the log (once) and its age kept in the
+    horizon gauge."""
 
     def __init__(self) -> None:
         self.delay = 0.0
@@ -58,7 +62,10 @@ class HeldBack:
         now = time.monotonic()
         if self.since is None:
             self.since = now
-        self.delay = min(HELD_BACK_MAX_S, max(HELD_BACK_FIRST_S, self.delay * 2))
+        if now - self.since < HELD_BACK_GRACE_S:
+            self.delay = HELD_BACK_FIRST_S
+        else:
+            self.delay = min(HELD_BACK_MAX_S, max(HELD_BACK_FIRST_S, self.delay * 2))
         if now - self.since >= HELD_BACK_REPORT_S:
             holder = await horizon_holder(conn)
             HORIZON_LAG.set(holder.age_s if holder else 0.0)
