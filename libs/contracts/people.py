@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from libs.events.catalog.people import RoleName, Scope
 from libs.events.contract import Method
+from libs.events.inputs import contains_nul
 
 SERVICE = "people"
 
@@ -64,20 +64,6 @@ def parse_token(value: str) -> str | None:
         return None
 
 
-def _contains_nul(value: Any) -> bool:
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend([*item.keys(), *item.values()])
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
-
-
 # Requests.
 
 
@@ -88,7 +74,7 @@ class Body(BaseModel):
 
     @model_validator(mode="after")
     def _no_nul(self) -> Body:
-        if _contains_nul(self.model_dump()):
+        if contains_nul(self.model_dump()):
             raise ValueError("must not contain a NUL character")
         return self
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.events.errors import ServiceError
+from libs.events.inputs import contains_nul
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +77,6 @@ def error_response(
     if details is not None:
         body["details"] = details
     return JSONResponse({"error": body}, status_code=status, headers=headers)
-
-
-def contains_nul(value: Any) -> bool:
-    """Whether a NUL character is anywhere in `value` (strings in nested dicts and lists too):
-    Postgres can store none in text or jsonb, so such input must be refused, not queried."""
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
 
 
 def refuse_nul_in_url(request: Request) -> None:

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.errors import ServiceError
+from libs.events.inputs import contains_nul
 from services.tickets.refusals import Refusal, RefusalCode
 
 STATUS: Final[dict[RefusalCode, int]] = {
@@ -37,18 +38,8 @@ def as_service_error(refusal: Refusal) -> ServiceError:
 
 def refuse_nul(body: dict[str, Any]) -> None:
     """Refuse a NUL character anywhere in a body: Postgres can store none in text or jsonb."""
-    stack: list[Any] = [body]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, str) and "\x00" in item:
-            raise Refusal(
-                "VALIDATION_ERROR", "the request body is not valid", {"body": "contains NUL"}
-            )
+    if contains_nul(body):
+        raise Refusal("VALIDATION_ERROR", "the request body is not valid", {"body": "contains NUL"})
 
 
 def edge(handler: RpcHandler) -> RpcHandler:
