@@ -20,6 +20,7 @@ from libs.events.supervisor import Supervisor, TaskState, TaskStatus
 
 REPORT_EVERY_S = 2.0
 REPORT_STALE_S = 15.0
+STARTING_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,16 @@ class TaskReporter:
 
 
 async def tasks_down_elsewhere(pool: asyncpg.Pool, *, this_process: str) -> list[ReportedTask]:
-    """Tasks of other live processes that report themselves unhealthy."""
+    """Tasks of other live processes that report themselves unhealthy. A task of another
+    process that is still starting counts only once it has been starting for STARTING_GRACE_S:
+    a replica booting beside this one does not make this one unready."""
     rows = await pool.fetch(
         "SELECT process, task, state, since, restarts, last_error FROM eventstore.task_status "
         "WHERE process <> $1 AND state NOT IN ('up', 'finished') "
+        "AND (state <> 'starting' OR since < now() - make_interval(secs => $3)) "
         "AND reported_at > now() - make_interval(secs => $2) ORDER BY process, task",
         this_process,
         REPORT_STALE_S,
+        STARTING_GRACE_S,
     )
     return [ReportedTask(**dict(r)) for r in rows]

@@ -8,6 +8,7 @@ import httpx
 
 from libs.events.settings import Settings
 from libs.events.supervisor import TaskStatus
+from libs.events.task_report import tasks_down_elsewhere
 from libs.events.testing import eventually, isolated_system
 from tests.gateway.helpers import Gateway, running_gateway
 
@@ -101,3 +102,16 @@ async def test_a_long_transaction_elsewhere_is_named_as_holding_the_horizon(
             await eventually(ready, until=lambda r: r.status_code == 200)
     finally:
         await other.close()
+
+
+async def test_a_replica_still_starting_elsewhere_counts_only_once_it_is_slow_to_start(
+    gateway: Gateway,
+) -> None:
+    pool = gateway.deps.pool
+    await pool.execute(
+        "INSERT INTO eventstore.task_status (process, task, state, since, restarts) VALUES "
+        "('booting@h:1', 'consumer tickets', 'starting', now(), 0), "
+        "('stuck@h:2', 'consumer tickets', 'starting', now() - interval '5 minutes', 0)"
+    )
+    down = await tasks_down_elsewhere(pool, this_process=gateway.deps.supervisor.process)
+    assert [(t.process, t.state) for t in down] == [("stuck@h:2", "starting")]
