@@ -10,8 +10,9 @@ stream-id order, so replicas handling overlapping batches never deadlock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 from libs.events.db import Conn
 
@@ -89,6 +90,43 @@ async def lock_checkpoints_gated(
     if ordered and not rows:
         return None
     return {r["stream_id"]: Checkpoint(r["version"], set(r["parked"])) for r in rows}
+
+
+EventKey = tuple[UUID, str, int]
+"""An event as a delivered message names it: (id, stream, version)."""
+
+
+async def lock_checkpoints_known(
+    conn: Conn, consumer: str, events: Sequence[EventKey], *, gate: int
+) -> tuple[dict[str, Checkpoint] | None, set[EventKey]]:
+    """`lock_checkpoints_gated` for the streams of `events`, and, in the same statement (one
+    round trip), which of `events` the store holds as named: a message whose id is not in the
+    store, or is there with another stream or version, is not one of ours."""
+    ordered = sorted({stream for _, stream, _ in events})
+    rows = await conn.fetch(
+        "WITH gate AS (SELECT pg_try_advisory_xact_lock_shared($3::int, hashtext($1)) AS open), "
+        "locked AS ("
+        "  INSERT INTO eventstore.consumer_streams AS c (consumer, stream_id, version) "
+        "  SELECT $1, s.id, 0 FROM gate, unnest($2::text[]) WITH ORDINALITY AS s(id, n) "
+        "  WHERE gate.open ORDER BY s.n "
+        "  ON CONFLICT (consumer, stream_id) DO UPDATE SET version = c.version "
+        "  RETURNING c.stream_id, c.version, c.parked), "
+        "known AS (SELECT array_agg(e.id) AS ids, array_agg(e.stream_id) AS streams, "
+        "  array_agg(e.version) AS versions FROM eventstore.events e "
+        "  WHERE e.id = ANY($4::uuid[])) "
+        "SELECT locked.*, known.ids, known.streams, known.versions FROM locked, known",
+        consumer,
+        ordered,
+        gate,
+        [event_id for event_id, _, _ in events],
+    )
+    if not rows:
+        return None, set()
+    first = rows[0]
+    known = set(
+        zip(first["ids"] or [], first["streams"] or [], first["versions"] or [], strict=True)
+    )
+    return {r["stream_id"]: Checkpoint(r["version"], set(r["parked"])) for r in rows}, known
 
 
 async def save_checkpoints(

@@ -22,7 +22,12 @@ from uuid import UUID
 
 import asyncpg
 
-from libs.events.checkpoints import Checkpoint, lock_checkpoints_gated, save_checkpoints
+from libs.events.checkpoints import (
+    Checkpoint,
+    lock_checkpoints_gated,
+    lock_checkpoints_known,
+    save_checkpoints,
+)
 from libs.events.db import Conn
 from libs.events.envelope import Actor, Envelope, Metadata
 from libs.events.parking import ParkedEvent, list_parked, park, retry_parked
@@ -194,22 +199,32 @@ class Dispatcher:
         if not envelopes:
             return []
         started = time.monotonic()
-        chosen = await self._from_store(conn, envelopes) if verify else list(envelopes)
-        streams = {e.stream_id for e in chosen if e is not None}
-        checkpoints = await lock_checkpoints_gated(
-            conn, self.consumer.name, streams or {envelopes[0].stream_id}, gate=REPLAY_LOCK
-        )
+        keys = [(e.id, e.stream_id, e.version) for e in envelopes]
+        if verify:
+            checkpoints, known = await lock_checkpoints_known(
+                conn, self.consumer.name, keys, gate=REPLAY_LOCK
+            )
+        else:
+            checkpoints = await lock_checkpoints_gated(
+                conn, self.consumer.name, (e.stream_id for e in envelopes), gate=REPLAY_LOCK
+            )
+            known = set(keys)
         if checkpoints is None:
             raise ReplayInProgress(self.consumer.name)
+        chosen: list[Envelope | None] = []
+        for envelope, key in zip(envelopes, keys, strict=True):
+            if key in known:
+                chosen.append(envelope)
+            else:
+                self._foreign(envelope)
+                chosen.append(None)
         run = _Run()
         outcomes: list[bool] = []
-        for envelope in chosen:
-            if envelope is None:
+        for ours in chosen:
+            if ours is None:
                 outcomes.append(False)
             else:
-                outcomes.append(
-                    await self._apply(conn, envelope, checkpoints[envelope.stream_id], run)
-                )
+                outcomes.append(await self._apply(conn, ours, checkpoints[ours.stream_id], run))
             if budget_s is not None and time.monotonic() - started > budget_s:
                 break
         try:
@@ -218,30 +233,17 @@ class Dispatcher:
             raise self._aborted_by(run, envelopes[len(outcomes) - 1], exc) from exc
         return outcomes
 
-    async def _from_store(self, conn: Conn, envelopes: Sequence[Envelope]) -> list[Envelope | None]:
-        """The store's copy of each delivered event (the store, not the bus, is what a handler
-        trusts); None for a message whose event is not in the store, or is another one there."""
-        stored = await self.store.read_by_ids([e.id for e in envelopes], conn=conn)
-        chosen: list[Envelope | None] = []
-        for delivered in envelopes:
-            copy = stored.get(delivered.id)
-            if copy is None or (copy.stream_id, copy.version) != (
-                delivered.stream_id,
-                delivered.version,
-            ):
-                log.warning(
-                    "%s: skipping a message for %s %s@%d: the store has %s (another "
-                    "deployment's message, one from before a restore, or a forged one)",
-                    self.consumer.name,
-                    delivered.id,
-                    delivered.stream_id,
-                    delivered.version,
-                    "no such event" if copy is None else f"{copy.stream_id}@{copy.version}",
-                )
-                chosen.append(None)
-            else:
-                chosen.append(copy)
-        return chosen
+    def _foreign(self, delivered: Envelope) -> None:
+        """A message the store does not hold as named: skipped, never handled (the store, not
+        the bus, is what a handler trusts)."""
+        log.warning(
+            "%s: skipping a message for %s %s@%d: the store holds no such event (another "
+            "deployment's message, one from before a restore, or a forged one)",
+            self.consumer.name,
+            delivered.id,
+            delivered.stream_id,
+            delivered.version,
+        )
 
     async def enter(self, conn: Conn) -> None:
         """Take this consumer's replay lock shared for the transaction, or step aside."""

@@ -354,15 +354,6 @@ class EventStore:
             cursor = CommitCursor(int(last["tx_text"]), last["position"])
         return Batch([_envelope(r) for r in events], cursor, held_back)
 
-    async def read_by_ids(
-        self, ids: Sequence[UUID], *, conn: Conn | None = None
-    ) -> dict[UUID, Envelope]:
-        """The stored events with these ids (those that exist)."""
-        sql = f"SELECT {_COLUMNS} FROM eventstore.events WHERE id = ANY($1::uuid[])"
-        async with self._connection(conn) as c:
-            rows = await c.fetch(sql, list(ids))
-        return {r["id"]: _envelope(r) for r in rows}
-
     async def read_stream_after(
         self,
         stream_id: str,
