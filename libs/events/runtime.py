@@ -39,6 +39,13 @@ class Deps:
     supervisor: Supervisor = field(default_factory=Supervisor)
     """Every long-running task of this process runs under it; `/readyz` reports from it."""
 
+    def dispatcher(self, consumer: Consumer, *, service: str) -> Dispatcher:
+        """The one way a consumer's handlers are run on this deployment's store (the live loop,
+        a command's inline projection, replay and retries all use one)."""
+        return Dispatcher(
+            consumer=consumer, service=service, store=self.store, settings=self.settings
+        )
+
 
 BackgroundTask = Callable[[Deps, asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -64,12 +71,7 @@ class Service:
         return migrations_in(self.name, self.migrations_dir) if self.migrations_dir else []
 
     def dispatchers(self, deps: Deps) -> dict[str, Dispatcher]:
-        return {
-            c.name: Dispatcher(
-                consumer=c, service=self.name, store=deps.store, settings=deps.settings
-            )
-            for c in self.consumers
-        }
+        return {c.name: deps.dispatcher(c, service=self.name) for c in self.consumers}
 
 
 @dataclass

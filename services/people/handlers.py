@@ -33,7 +33,7 @@ from libs.events.catalog.people import (
     UserEmailClaimed,
     UserPasswordSet,
 )
-from libs.events.consumers import Dispatcher, append_and_project
+from libs.events.consumers import append_and_project
 from libs.events.db import Conn
 from libs.events.envelope import Actor, ActorKind, Envelope, Metadata, new_id
 from libs.events.errors import ServiceError, conflict, not_found
@@ -79,14 +79,7 @@ class PeopleCommands:
     deps: Deps
 
     def __post_init__(self) -> None:
-        self.projections = [
-            Dispatcher(
-                consumer=PEOPLE_PROJECTION,
-                service="people",
-                store=self.deps.store,
-                settings=self.deps.settings,
-            )
-        ]
+        self.projections = [self.deps.dispatcher(PEOPLE_PROJECTION, service="people")]
 
     async def _append(
         self,

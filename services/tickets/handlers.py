@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from libs.events.consumers import Dispatcher, append_and_project
+from libs.events.consumers import append_and_project
 from libs.events.db import Conn
 from libs.events.envelope import Actor, Envelope, Metadata
 from libs.events.registry import DomainEvent
@@ -55,14 +55,7 @@ class TicketCommands:
     deps: Deps
 
     def __post_init__(self) -> None:
-        self.projections = [
-            Dispatcher(
-                consumer=TICKETS_PROJECTION,
-                service="tickets",
-                store=self.deps.store,
-                settings=self.deps.settings,
-            )
-        ]
+        self.projections = [self.deps.dispatcher(TICKETS_PROJECTION, service="tickets")]
 
     async def load(
         self, key: str, *, until: datetime | None = None, conn: Conn | None = None

@@ -17,7 +17,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from libs.contracts.people import Receipt, Written
-from libs.events.consumers import Dispatcher, ReplayInProgress
+from libs.events.consumers import ReplayInProgress
 from libs.events.contract import Method, ask
 from libs.events.envelope import Actor
 from libs.events.runtime import Deps
@@ -74,9 +74,7 @@ async def catch_up(deps: Deps, written: Sequence[Written]) -> None:
     the live consumer after it applies them."""
     if not written:
         return
-    dispatcher = Dispatcher(
-        consumer=AUTH_PROJECTION, service="gateway", store=deps.store, settings=deps.settings
-    )
+    dispatcher = deps.dispatcher(AUTH_PROJECTION, service="gateway")
     async with deps.pool.acquire() as conn, conn.transaction():
         envelopes = []
         for item in written:
