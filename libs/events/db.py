@@ -40,6 +40,15 @@ def _server_settings(idle_in_transaction_timeout_s: float, application: str) -> 
     }
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset on release. asyncpg's default reset is a round trip per release
+    (unlock advisory locks, CLOSE ALL, UNLISTEN, RESET ALL): a quarter of a single append's
+    time. Our pooled connections hold no session state: locks are transaction-scoped
+    (`pg_advisory_xact_lock`, `SET LOCAL`), a session lock is taken only on a connection of its
+    own (relay, replay) or released in a `finally` (migrations), and nothing LISTENs. asyncpg
+    still rolls back a transaction left open before this runs."""
+
+
 async def create_pool(
     url: str,
     *,
@@ -53,6 +62,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings=_server_settings(idle_in_transaction_timeout_s, application),
     )
     if pool is None:  # only when called without awaiting, which we never do

@@ -77,10 +77,48 @@ class Envelope(BaseModel):
     recorded_at: datetime
     position: int = Field(ge=1)
 
+    @classmethod
+    def trusted(
+        cls,
+        *,
+        id: UUID,
+        stream_id: str,
+        version: int,
+        type: str,
+        schema_version: int,
+        data: dict[str, Any],
+        metadata: Metadata,
+        recorded_at: datetime,
+        position: int,
+    ) -> Envelope:
+        """An envelope of values the store has just validated and written, without a second
+        validation pass. What `model_construct` does, minus its per-field alias and default
+        walk: that walk was 40% of a batched append's Python time."""
+        made = cls.__new__(cls)
+        values = {
+            "id": id,
+            "stream_id": stream_id,
+            "version": version,
+            "type": type,
+            "schema_version": schema_version,
+            "data": data,
+            "metadata": metadata,
+            "recorded_at": recorded_at,
+            "position": position,
+        }
+        object.__setattr__(made, "__dict__", values)
+        object.__setattr__(made, "__pydantic_fields_set__", _ENVELOPE_FIELDS)
+        object.__setattr__(made, "__pydantic_extra__", None)
+        object.__setattr__(made, "__pydantic_private__", None)
+        return made
+
     @property
     def category(self) -> str:
         """The stream's category: the part of the stream id before the first '-'."""
         return stream_category(self.stream_id)
+
+
+_ENVELOPE_FIELDS = set(Envelope.model_fields)
 
 
 def stream_category(stream_id: str) -> str:

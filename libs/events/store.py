@@ -109,7 +109,8 @@ SELECT {_COLUMNS}, tx_id::text, true FROM (
 
 
 def _envelope(row: asyncpg.Record) -> Envelope:
-    return Envelope(
+    # the row passed the table's constraints; only the metadata needs parsing into its types
+    return Envelope.trusted(
         id=row["id"],
         stream_id=row["stream_id"],
         version=row["version"],
@@ -281,7 +282,7 @@ class EventStore:
         rows = sorted(rows, key=lambda r: r["version"])
         # built from values this method just validated and stored: no second validation pass
         return [
-            Envelope.model_construct(
+            Envelope.trusted(
                 id=event_id,
                 stream_id=stream_id,
                 version=row["version"],

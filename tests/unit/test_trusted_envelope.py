@@ -1,0 +1,43 @@
+"""The store builds envelopes without a second validation pass; they must be the same envelopes
+a validated construction makes, or a reader would see a different event than a writer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from libs.events.envelope import Actor, ActorKind, Envelope, Metadata, new_id
+
+
+def _fields() -> dict[str, object]:
+    return {
+        "id": new_id(),
+        "stream_id": "ticket-OPS-1",
+        "version": 3,
+        "type": "ticket.created",
+        "schema_version": 1,
+        "data": {"title": "disk full", "nested": {"a": [1, 2]}},
+        "metadata": Metadata(actor=Actor(kind=ActorKind.SERVICE, id="tickets")),
+        "recorded_at": datetime(2026, 12, 1, tzinfo=UTC),
+        "position": 42,
+    }
+
+
+def test_a_trusted_envelope_equals_a_validated_one() -> None:
+    fields = _fields()
+    trusted = Envelope.trusted(**fields)  # type: ignore[arg-type]
+    validated = Envelope(**fields)
+    assert trusted == validated
+    assert trusted.model_dump() == validated.model_dump()
+    assert trusted.model_dump_json() == validated.model_dump_json()
+    assert Envelope.model_validate_json(trusted.model_dump_json()) == validated
+
+
+def test_a_trusted_envelope_sets_every_field_and_stays_frozen() -> None:
+    trusted = Envelope.trusted(**_fields())  # type: ignore[arg-type]
+    assert set(trusted.model_fields_set) == set(Envelope.model_fields)
+    assert trusted.category == "ticket"
+    with pytest.raises(ValidationError):
+        trusted.version = 4  # type: ignore[misc]
