@@ -331,8 +331,10 @@ async def append_and_project(
     expected_version: int,
     metadata: Metadata,
     ids: Sequence[UUID] | None = None,
+    savepoint: bool = True,
 ) -> list[Envelope]:
-    """Append and apply `projections` in the caller's transaction (read-your-writes).
+    """Append and apply `projections` in the caller's transaction (read-your-writes);
+    `savepoint` as in `EventStore.append`.
 
     A projection being replayed is skipped: the replay or the live consumer after it applies the
     events, so only read-your-writes is lost for the replay's duration.
@@ -340,7 +342,13 @@ async def append_and_project(
     The same projections also run as live consumers: their per-stream checkpoint makes the bus
     delivery of these events a no-op, and still applies events appended by anyone else."""
     written = await store.append(
-        stream_id, events, expected_version=expected_version, metadata=metadata, ids=ids, conn=conn
+        stream_id,
+        events,
+        expected_version=expected_version,
+        metadata=metadata,
+        ids=ids,
+        conn=conn,
+        savepoint=savepoint,
     )
     for dispatcher in projections:
         # while a replay runs, it (or the live consumer right after it) applies these events

@@ -186,11 +186,18 @@ class EventStore:
         metadata: Metadata,
         ids: Sequence[UUID] | None = None,
         conn: Conn | None = None,
+        savepoint: bool = True,
     ) -> list[Envelope]:
         """Append atomically. Raises ConcurrencyError when the stream is not at expected_version.
 
         Re-appending events whose ids are already stored in this stream is a no-op that returns
         the stored envelopes, so a retried command with the same ids is idempotent.
+
+        In the caller's transaction (`conn`), the append runs in a savepoint so that a conflict
+        leaves that transaction usable. `savepoint=False` saves those two round trips for a
+        caller that abandons its transaction on ConcurrencyError anyway (it is then aborted):
+        the conflict is raised at once, without the retry, the stored-ids check or the version
+        lookup, which would need a usable transaction.
         """
         if not events:
             return []
@@ -219,6 +226,9 @@ class EventStore:
         # Under ANY a conflict always means another writer won a version: trying again is safe
         # and terminates, since every round has a winner.
         attempts = ANY_ATTEMPTS if expected_version == ANY else 1
+        if conn is not None and not savepoint:
+            # a unique violation has aborted the caller's transaction: nothing more to ask it
+            return await self._append_once(conn, args, events, event_ids, metadata, savepoint=False)
         for attempt in range(1, attempts + 1):
             try:
                 return await self._append_once(conn, args, events, event_ids, metadata)
@@ -246,15 +256,21 @@ class EventStore:
         events: Sequence[DomainEvent],
         event_ids: list[UUID],
         metadata: Metadata,
+        *,
+        savepoint: bool = True,
     ) -> list[Envelope]:
-        """One try: on a pooled connection (its own transaction), or in a savepoint of the
-        caller's transaction; wakes the relay when this was the outermost transaction."""
+        """One try: on a pooled connection (its own transaction), or in the caller's
+        transaction (in a savepoint unless told not to); wakes the relay when this was the
+        outermost transaction, or marks the transaction as one that appended."""
         if conn is None:
             async with self.pool.acquire() as own:
                 written = await self._append(own, args, events, event_ids, metadata)
             await self.committed()
             return written
-        async with conn.transaction():  # a savepoint inside the caller's transaction
+        if savepoint:
+            async with conn.transaction():
+                written = await self._append(conn, args, events, event_ids, metadata)
+        else:
             written = await self._append(conn, args, events, event_ids, metadata)
         if not conn.is_in_transaction():  # that transaction was the outermost one
             await self.committed()
@@ -279,6 +295,16 @@ class EventStore:
             raise ConcurrencyError(
                 stream_id, expected, await self.stream_version(stream_id, conn=conn)
             )
+        return self._stored(stream_id, rows, events, event_ids, metadata)
+
+    @staticmethod
+    def _stored(
+        stream_id: str,
+        rows: list[asyncpg.Record],
+        events: Sequence[DomainEvent],
+        event_ids: list[UUID],
+        metadata: Metadata,
+    ) -> list[Envelope]:
         rows = sorted(rows, key=lambda r: r["version"])
         # built from values this method just validated and stored: no second validation pass
         return [

@@ -103,7 +103,10 @@ class TicketCommands:
             events = domain.decide_create(command, number=number)
             try:
                 async with self.deps.store.transaction() as conn:
-                    written = await self._append(conn, ticket_stream(key), events, NO_STREAM, meta)
+                    # a taken number ends this transaction: no savepoint to keep it usable
+                    written = await self._append(
+                        conn, ticket_stream(key), events, NO_STREAM, meta, savepoint=False
+                    )
             except ConcurrencyError:
                 await self._skip_taken_numbers()
                 continue
@@ -188,6 +191,8 @@ class TicketCommands:
         events: Sequence[DomainEvent],
         expected: int,
         meta: Metadata,
+        *,
+        savepoint: bool = True,
     ) -> list[Envelope]:
         return await append_and_project(
             self.deps.store,
@@ -197,6 +202,7 @@ class TicketCommands:
             events,
             expected_version=expected,
             metadata=meta,
+            savepoint=savepoint,
         )
 
 

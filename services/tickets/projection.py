@@ -61,8 +61,10 @@ def key_of(stream_id: str) -> str:
 async def on_ticket_event(ctx: HandlerContext, event: DomainEvent) -> None:
     """Fold the event into the stored state with the same evolve() the commands use."""
     key = key_of(ctx.envelope.stream_id)
-    raw = await ctx.conn.fetchval("SELECT state FROM tickets.tickets WHERE key = $1", key)
-    state = TicketState.model_validate(raw) if raw is not None else None
+    state = None  # a stream's first event has no state before it: nothing to read
+    if ctx.envelope.version > 1:
+        raw = await ctx.conn.fetchval("SELECT state FROM tickets.tickets WHERE key = $1", key)
+        state = TicketState.model_validate(raw) if raw is not None else None
     new = evolve(state, event, version=ctx.envelope.version, at=ctx.envelope.recorded_at)
     if new is None:
         return
