@@ -233,3 +233,41 @@ def test_a_stored_v1_event_is_upcast_on_read() -> None:
     )
     loaded = REGISTRY.load(stored)
     assert loaded == Renamed(first="Ada", last="Lovelace")
+
+
+async def test_an_append_without_savepoint_commits_with_its_transaction_or_not_at_all(
+    store: EventStore,
+) -> None:
+    """savepoint=False: the append is part of the caller's transaction; a conflict is raised
+    as ConcurrencyError at once and the transaction (aborted) leaves nothing behind."""
+    async with store.transaction() as conn:
+        made = await store.append(
+            "nosp-1",
+            [Counted(n=1)],
+            expected_version=NO_STREAM,
+            metadata=META,
+            conn=conn,
+            savepoint=False,
+        )
+    assert [e.version for e in await store.read_stream("nosp-1")] == [1]
+    assert made[0].stream_id == "nosp-1"
+    with pytest.raises(ConcurrencyError):
+        async with store.transaction() as conn:
+            await store.append(
+                "nosp-2",
+                [Counted(n=2)],
+                expected_version=NO_STREAM,
+                metadata=META,
+                conn=conn,
+                savepoint=False,
+            )
+            await store.append(
+                "nosp-1",
+                [Counted(n=3)],
+                expected_version=NO_STREAM,
+                metadata=META,
+                conn=conn,
+                savepoint=False,
+            )
+    assert await store.read_stream("nosp-2") == []
+    assert [e.version for e in await store.read_stream("nosp-1")] == [1]
