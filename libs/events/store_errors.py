@@ -1,0 +1,35 @@
+"""The event store's errors: a conflict on append, an event too large, an unknown position."""
+
+from __future__ import annotations
+
+MAX_EVENT_BYTES = 512 * 1024
+"""An event's payload and metadata together; the bus refuses messages over its max_payload (1 MB
+by default), and one refused message would stop the relay at it."""
+
+
+class StoreError(Exception):
+    """Base of the event store's errors."""
+
+
+class ConcurrencyError(StoreError):
+    def __init__(self, stream_id: str, expected: int, actual: int | None) -> None:
+        seen = "unknown" if actual is None else str(actual)
+        super().__init__(f"stream {stream_id!r}: expected version {expected}, found {seen}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+class EventTooLarge(StoreError):
+    def __init__(self, type_name: str, size: int) -> None:
+        super().__init__(
+            f"a {type_name!r} event of {size} bytes is over the {MAX_EVENT_BYTES} bytes an event "
+            "may have (the bus carries every event whole)"
+        )
+        self.size = size
+
+
+class UnknownPosition(StoreError):
+    def __init__(self, position: int) -> None:
+        super().__init__(f"no event at global position {position}")
+        self.position = position
