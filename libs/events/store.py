@@ -138,6 +138,24 @@ class EventStore(LogReader):
         """
         if not events:
             return []
+        event_ids, args = self._encode(stream_id, events, expected_version, metadata, ids)
+        if conn is not None and not savepoint:
+            # a unique violation has aborted the caller's transaction: nothing more to ask it
+            return await self._append_once(conn, args, events, event_ids, metadata, savepoint=False)
+        return await self._append_retrying(
+            conn, args, events, event_ids, metadata, retried=ids is not None
+        )
+
+    def _encode(
+        self,
+        stream_id: str,
+        events: Sequence[DomainEvent],
+        expected_version: int,
+        metadata: Metadata,
+        ids: Sequence[UUID] | None,
+    ) -> tuple[list[UUID], tuple[Any, ...]]:
+        """Check the events (registered, within the size limit) and build the statement's
+        arguments: the envelope's encoding is the only per-event work."""
         if ids is not None and len(ids) != len(events):
             raise ValueError("ids and events must have the same length")
         for item in events:
@@ -160,20 +178,31 @@ class EventStore(LogReader):
             meta,
             expected_version,
         )
-        # Under ANY a conflict always means another writer won a version: trying again is safe
-        # and terminates, since every round has a winner.
+        return event_ids, args
+
+    async def _append_retrying(
+        self,
+        conn: Conn | None,
+        args: tuple[Any, ...],
+        events: Sequence[DomainEvent],
+        event_ids: list[UUID],
+        metadata: Metadata,
+        *,
+        retried: bool,
+    ) -> list[Envelope]:
+        """Append; on a conflict, answer with the stored events when this is a retry of an
+        append that already happened (`retried`: the caller gave the ids), and under ANY try
+        again: a conflict then always means another writer won a version, and every round has
+        a winner, so retrying terminates."""
+        stream_id, expected_version = args[0], args[-1]
         attempts = ANY_ATTEMPTS if expected_version == ANY else 1
-        if conn is not None and not savepoint:
-            # a unique violation has aborted the caller's transaction: nothing more to ask it
-            return await self._append_once(conn, args, events, event_ids, metadata, savepoint=False)
         for attempt in range(1, attempts + 1):
             try:
                 return await self._append_once(conn, args, events, event_ids, metadata)
             except ConcurrencyError as exc:
-                # A retry of an earlier append carries that append's ids (ids minted here are
-                # new, so cannot be stored yet). Checked after the failed statement's
-                # connection or savepoint is released.
-                if ids is not None:
+                # ids minted here are new, so cannot be stored yet. Checked after the failed
+                # statement's connection or savepoint is released.
+                if retried:
                     stored = await self._already_appended(stream_id, event_ids, conn=conn)
                     if stored is not None:
                         return stored
