@@ -65,7 +65,7 @@ class Metadata(BaseModel):
 class Envelope(BaseModel):
     """One stored event: identity, place in its stream and in the global log, payload, metadata."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)  # data may hold secrets
 
     id: UUID
     stream_id: str

@@ -26,7 +26,9 @@ class DomainEvent(BaseModel):
     """Base class of every event payload. Subclasses are registered with `@event(type, version)`;
     `event_type` and `schema_version` are reserved for the registry and cannot be field names."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # a payload that fails to validate is reported without its values: they may be secrets,
+    # and the report ends up in logs and in eventstore.parked_events
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
