@@ -19,6 +19,7 @@ import httpx
 import nats
 import pytest
 
+from libs.events.cli import SERVICE_MODULES
 from libs.events.embedded import LOCALHOST, free_port
 from libs.events.settings import Settings
 from tests.test_dev_stack_cli import (
@@ -161,7 +162,7 @@ def test_each_service_runs_in_its_own_process_and_two_replicas_handle_each_event
     try:
         dev.wait_running()
         services = run_children(dev)
-        assert sorted(services) == ["gateway", "people", "tickets"], children_of(dev.proc.pid)
+        assert sorted(services) == sorted(SERVICE_MODULES), children_of(dev.proc.pid)
         assert httpx.get(f"{base}/readyz").status_code == 200
 
         replica = start_replica(env, "tickets")  # a second tickets, in a process of its own

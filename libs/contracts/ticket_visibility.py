@@ -42,6 +42,11 @@ def may_see_event(viewer: Viewer, *, requester_id: str | None, data: Mapping[str
     return may_see(viewer, requester_id=requester_id, internal=is_internal(data))
 
 
+def sees_internal(viewer: Viewer) -> bool:
+    """Whether `viewer` may see what is internal: `may_see`'s rule as a query filter."""
+    return viewer.is_staff
+
+
 def requester_scope(viewer: Viewer) -> str | None:
     """The requester whose tickets a list shows `viewer` (None: everyone's): `may_see` as a
     query filter."""

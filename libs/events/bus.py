@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NoRespondersError
+from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -27,6 +28,23 @@ from libs.events.settings import Settings
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 120.0
+REPLY_TOO_LARGE = "REPLY_TOO_LARGE"
+"""The code of the error a caller gets instead of a reply the bus could not carry."""
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    """A reply as it travels: UTF-8 JSON (not \\u-escaped, so its size is its text's size)."""
+    return json.dumps(reply, default=str, ensure_ascii=False).encode()
+
+
+def failure_reply(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "status": status, "error": {"code": code, "message": message}}
+
+
+def reply_budget(nc: NatsClient) -> int:
+    """Bytes the items of one page may take in a reply: half the largest payload the server
+    takes, which leaves room for the reply's envelope and for differences in JSON escaping."""
+    return nc.max_payload // 2
 
 
 async def connect_nats(url: str, *, name: str) -> NatsClient:
@@ -120,15 +138,40 @@ class RpcServer:
                 reply = {"ok": False, "error": err.to_dict(), "status": err.status}
             except Exception:
                 log.exception("rpc %s failed", msg.subject)
-                reply = {
-                    "ok": False,
-                    "status": 500,
-                    "error": {"code": "INTERNAL", "message": "the service failed to answer"},
-                }
+                reply = failure_reply(500, "INTERNAL", "the service failed to answer")
             if msg.reply:
-                await msg.respond(json.dumps(reply, default=str).encode())
+                await self._respond(msg, reply)
         finally:
             limit.release()
+
+    async def _respond(self, msg: Msg, reply: dict[str, Any]) -> None:
+        """Send `reply`, or an error in its place: never nothing, which would leave the caller
+        waiting out its timeout (NATS refuses a payload over the server's max_payload)."""
+        try:
+            payload = encode_reply(reply)
+        except (TypeError, ValueError):  # e.g. a str holding a lone surrogate
+            log.exception("rpc %s: the reply cannot be encoded", msg.subject)
+            payload = encode_reply(failure_reply(500, "INTERNAL", "the service failed to answer"))
+        if len(payload) > self.nc.max_payload:
+            log.error(
+                "rpc %s: a reply of %d bytes is over the bus limit of %d bytes",
+                msg.subject,
+                len(payload),
+                self.nc.max_payload,
+            )
+            payload = encode_reply(
+                failure_reply(502, REPLY_TOO_LARGE, "the service's answer was too large to send")
+            )
+        try:
+            await msg.respond(payload)
+        except Exception:
+            log.exception("rpc %s: sending the reply failed", msg.subject)
+            with contextlib.suppress(Exception):  # logged above; the caller then times out
+                await msg.respond(
+                    encode_reply(
+                        failure_reply(502, "REPLY_FAILED", "the service's answer was lost")
+                    )
+                )
 
     async def stop(self) -> None:
         for sub in self._subs:
@@ -178,6 +221,10 @@ class RpcClient:
         except NatsTimeoutError:
             raise ServiceError(
                 504, "SERVICE_TIMEOUT", f"{service} did not answer in time"
+            ) from None
+        except MaxPayloadError:  # the bus carries at most max_payload bytes per message
+            raise ServiceError(
+                413, "PAYLOAD_TOO_LARGE", f"the request is too large to send to {service}"
             ) from None
         reply = json.loads(msg.data)
         if reply.get("ok"):

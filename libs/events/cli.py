@@ -1,5 +1,5 @@
 """The `opsledger` command: dev (everything, embedded servers), run (one service), replay,
-parked events, migrations. Every help text is written in whole sentences."""
+parked events, migrations, rules as code. Every help text is written in whole sentences."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ SERVICE_MODULES: dict[str, str] = {
     "people": "services.people.app",
     "gateway": "services.gateway.app",
     "tickets": "services.tickets.app",
+    "executor": "services.executor.app",
+    "rules": "services.rules.app",
 }
 
 SERVICE_NAMES = ", ".join(SERVICE_MODULES)
@@ -272,6 +274,65 @@ def migrate(ctx: click.Context) -> None:
         click.echo("migrations applied")
 
     asyncio.run(with_deps(_settings(ctx), all_services(), main))
+
+
+@cli.group()
+def rules() -> None:
+    """Export the rules as YAML, or apply a file.
+
+    Rules as code: keep the file in git and review changes to it like code.
+    """
+
+
+@rules.command("export")
+@click.pass_context
+def rules_export(ctx: click.Context) -> None:
+    """Print every rule that is not archived as YAML.
+
+    Write it to a file with `opsledger rules export > rules.yaml`.
+    """
+    from libs.events.devstack import with_deps
+
+    code = importlib.import_module("services.rules.rules_as_code")
+
+    async def main(deps: Any) -> None:
+        click.echo(await code.export(deps), nl=False)
+
+    asyncio.run(with_deps(_settings(ctx), [load_service("rules")], main))
+
+
+@rules.command("apply")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The YAML file of rules, as `opsledger rules export` writes it.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan and write nothing.")
+@click.pass_context
+def rules_apply(ctx: click.Context, path: str, dry_run: bool) -> None:
+    """Make the rules match a YAML file.
+
+    It shows the plan (create, change, unchanged), then applies it.
+
+    Applying the same file again changes nothing. A file with any error is refused as a whole,
+    each error with its line; rules the file does not name are left as they are.
+    """
+    from libs.events.devstack import with_deps
+
+    code = importlib.import_module("services.rules.rules_as_code")
+    text = Path(path).read_text(encoding="utf-8")
+
+    async def main(deps: Any) -> None:
+        plan = await code.apply(deps, text, source=path, dry_run=dry_run)
+        click.echo(plan.report())
+
+    try:
+        asyncio.run(with_deps(_settings(ctx), [load_service("rules")], main))
+    except code.InvalidFile as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def main() -> None:

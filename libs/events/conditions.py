@@ -1,4 +1,11 @@
-"""The condition language shared by field schemas and automation rules: parse, evaluate, inspect."""
+"""The condition language shared by field schemas and automation rules: parse, evaluate, inspect.
+
+`matches` runs on RE2 (google-re2), which matches in time linear in the input for every pattern
+it accepts: Python's backtracking `re` takes exponential time on patterns such as `(a+)+$`
+(30 characters of input were enough to hang it), and no static check of a pattern catches every
+such case, nor does a timeout give the same answer on replay. RE2 refuses backreferences and
+lookaround; those patterns are refused when the condition is parsed.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,9 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Final, Self, TypeAlias
+from typing import Annotated, Any, Final, Protocol, Self, TypeAlias
 
+import re2
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -32,6 +40,21 @@ _PATH = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 _DURATION = re.compile("".join(f"(?:([0-9]{{1,9}}){unit})?" for unit in "wdhms"))
 _DURATION_UNITS: Final = (7 * 86_400, 86_400, 3_600, 60, 1)
 _MISSING: Final = object()
+
+
+class Pattern(Protocol):
+    """A compiled `matches` pattern (an RE2 one)."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the author's error, not a log line
+    return options
+
+
+_RE2_OPTIONS: Final = _re2_options()
 
 
 class Op(StrEnum):
@@ -88,7 +111,7 @@ class Leaf(BaseModel):
     field: str = Field(min_length=1, max_length=200)
     op: Op
     value: Any
-    _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _pattern: Pattern | None = PrivateAttr(default=None)
     _threshold: int | float = PrivateAttr(default=0)
 
     @field_validator("field")
@@ -124,15 +147,20 @@ class Leaf(BaseModel):
         return self
 
 
-def _compile(pattern: object) -> re.Pattern[str]:
+def _compile(pattern: object) -> Pattern:
     if not isinstance(pattern, str):
         raise ValueError("'matches' takes a regular expression string")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise ValueError(f"'matches' pattern is longer than {MAX_PATTERN_LENGTH} characters")
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"'matches' pattern is not a valid regular expression: {exc}") from exc
+        compiled: Pattern = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"'matches' pattern is not a valid regular expression: {reason} "
+            "(RE2 syntax: no backreferences or lookaround)"
+        ) from None
+    return compiled
 
 
 class _Branch(BaseModel):

@@ -5,21 +5,40 @@ A service's contract module (`libs/contracts/<service>.py`) declares each method
 The service registers a handler per method with `serve(...)`; the gateway calls it with
 `rpc.ask(METHOD, body, ...)` and gets the response type back, so mypy sees a renamed field on
 both sides, and a reply that does not match the contract fails loudly at the edge.
+
+A list answers one page that always fits one bus reply: `fit_page` keeps the items that fit the
+connection's `reply_budget`, and the rest come on the next page (its cursor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import to_json
 
 from libs.events.bus import RpcClient, RpcHandler, RpcRequest
 from libs.events.envelope import Actor
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
+Item = TypeVar("Item")
+
+
+def fit_page(items: Sequence[Item], *, budget: int) -> list[Item]:
+    """The leading `items` (models or JSON-able values) whose JSON adds up to at most `budget`
+    bytes, and always the first (a page is never empty while items remain; every stored item
+    is bounded well below a reply, so one alone fits). The next page starts after the last."""
+    kept: list[Item] = []
+    used = 0
+    for item in items:
+        used += len(to_json(item))
+        if kept and used > budget:
+            break
+        kept.append(item)
+    return kept
 
 
 @dataclass(frozen=True)

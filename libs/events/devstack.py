@@ -10,29 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import json
 import logging
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import click
-import uvicorn
 
 from libs.events.db import with_database
+from libs.events.dev_stack_record import (
+    DevStack,
+    forget_stack,
+    record_stack,
+    running_stack,
+    stack_path,
+)
 from libs.events.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
     EmbeddedServerError,
-    process_alive,
     process_start_time,
+)
+from libs.events.http_serving import (
+    CannotListen,
+    QuietServer,
+    http_url,
+    listen,
+    serve_http,
+    serve_metrics,
 )
 from libs.events.runtime import Deps, Service
 from libs.events.settings import Settings
@@ -40,18 +50,24 @@ from libs.events.system import System, close_deps, open_deps, prepare
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "CannotListen",
+    "DevStack",
+    "ServerLost",
+    "listen",
+    "run_dev",
+    "run_processes",
+    "run_services",
+    "running_stack",
+    "serve_http",
+    "serve_metrics",
+    "stack_path",
+    "use_running_stack",
+    "with_deps",
+]
+
 DEV_DATABASE = "opsledger"
-STACK_FILE = "dev-stack.json"
 WATCH_INTERVAL_S = 0.5
-
-
-class CannotListen(click.ClickException):
-    """The HTTP port cannot be had: one line on stderr, exit code 2 (a usage problem)."""
-
-    exit_code = 2
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(self.message, err=True)
 
 
 class ServerLost(click.ClickException):
@@ -62,90 +78,6 @@ class ServerLost(click.ClickException):
 def _note(message: str) -> None:
     """Progress for the person at the terminal, on stderr (stdout is for a command's answer)."""
     click.echo(message, err=True)
-
-
-# --- the HTTP listening socket ------------------------------------------------------------
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _free_port_near(host: str, port: int) -> int | None:
-    for candidate in range(port + 1, min(port + 100, 65535) + 1):
-        with contextlib.suppress(OSError), _bind(host, candidate):
-            return candidate
-    return None
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """A socket bound to host:port for the HTTP server, or CannotListen saying why not."""
-    try:
-        return _bind(host, port)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            other = _free_port_near(host, port)
-            hint = f"; try --port {other}" if other is not None else ""
-            raise CannotListen(f"port {port} is in use{hint}") from None
-        reason = exc.strerror or str(exc)
-        raise CannotListen(f"cannot listen on {host}:{port}: {reason}") from None
-
-
-# --- the record of a running dev stack -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DevStack:
-    """What `opsledger dev` on a data dir is running: its pid and its servers' URLs (None for
-    a server it did not start, because a URL was configured)."""
-
-    pid: int
-    started: int | None
-    database_url: str | None
-    nats_url: str | None
-    http_url: str | None
-
-    @property
-    def alive(self) -> bool:
-        return process_alive(self.pid, self.started)
-
-
-def stack_path(data_dir: Path) -> Path:
-    return data_dir / STACK_FILE
-
-
-def running_stack(data_dir: Path) -> DevStack | None:
-    """The dev stack recorded in data_dir, if its process is alive (and is not this one)."""
-    try:
-        raw = json.loads(stack_path(data_dir).read_text())
-        stack = DevStack(**raw)
-    except (OSError, ValueError, TypeError):
-        return None
-    if stack.pid == os.getpid() or not stack.alive:
-        return None
-    return stack
-
-
-def _record_stack(data_dir: Path, stack: DevStack) -> None:
-    path = stack_path(data_dir)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(stack), indent=2) + "\n")
-    os.replace(tmp, path)  # readers never see half a record
-
-
-def _forget_stack(data_dir: Path) -> None:
-    path = stack_path(data_dir)
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        if DevStack(**json.loads(path.read_text())).pid == os.getpid():
-            path.unlink()
 
 
 # --- servers ---------------------------------------------------------------------------------
@@ -264,17 +196,17 @@ async def run_dev(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         resolved, started = await _start_embedded(settings, stack)
         embedded = {type(item.server) for item in started}
-        _record_stack(
+        record_stack(
             settings.data_dir,
             DevStack(
                 pid=os.getpid(),
                 started=process_start_time(os.getpid()),
                 database_url=resolved.database_url if EmbeddedPostgres in embedded else None,
                 nats_url=resolved.nats_url if EmbeddedNats in embedded else None,
-                http_url=_http_url(settings.host, listener) if listener is not None else None,
+                http_url=http_url(settings.host, listener) if listener is not None else None,
             ),
         )
-        stack.callback(_forget_stack, settings.data_dir)
+        stack.callback(forget_stack, settings.data_dir)
         watcher = asyncio.create_task(_watch(started, stop))
         failed: str | None = None
         try:
@@ -357,43 +289,6 @@ async def _stop_children(children: Sequence[asyncio.subprocess.Process]) -> None
 # --- running services ------------------------------------------------------------------------
 
 
-class QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: our loop owns SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    def install_signal_handlers(self) -> None:
-        return None
-
-
-def _http_url(host: str, sock: socket.socket) -> str:
-    port = sock.getsockname()[1]
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-async def serve_http(
-    app: Any, *, host: str, port: int, sock: socket.socket | None = None
-) -> tuple[QuietServer, asyncio.Task[None]]:
-    """Start serving `app` in this loop on `sock` (else a socket bound to host:port here);
-    returns once it listens (or raises why it could not)."""
-    if sock is None:
-        sock = listen(host, port)
-    server = QuietServer(
-        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off", access_log=False)
-    )
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    # uvicorn exposes no "started" event to wait on
-    while not server.started and not serving.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
-    if serving.done():
-        sock.close()
-        serving.result()
-        raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
-    return server, serving
-
-
 async def run_services(
     settings: Settings,
     services: Sequence[Service],
@@ -434,20 +329,25 @@ async def run_services(
         raise
     server: QuietServer | None = None
     serving: asyncio.Task[None] | None = None
+    metrics: tuple[QuietServer, asyncio.Task[None]] | None = None
     try:
         if http and listener is not None:
             server, serving = await serve_http(
                 http[0](deps), host=settings.host, port=settings.port, sock=listener
             )
-            click.echo(f"OpsLedger is running at {_http_url(settings.host, listener)}")
+            click.echo(f"OpsLedger is running at {http_url(settings.host, listener)}")
+            metrics = await serve_metrics(settings)
         click.echo(f"running: {', '.join(s.name for s in services)} (Ctrl-C stops)")
         await _until_stopped_or_ended(stop, serving)
         click.echo("stopping ...")
     finally:
+        servers = [metrics] if metrics is not None else []
         if server is not None and serving is not None:
-            server.should_exit = True
+            servers.append((server, serving))
+        for each_server, each_serving in servers:
+            each_server.should_exit = True
             with contextlib.suppress(Exception):
-                await serving
+                await each_serving
         if listener is not None:
             listener.close()
         await system.stop()

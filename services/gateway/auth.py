@@ -4,6 +4,7 @@ gateway's own read model of the people service's events (services/gateway/people
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
@@ -80,7 +81,9 @@ async def _from_token(deps: Deps, value: str) -> Principal | None:
     return _principal(user, token_id=row.id, scopes=frozenset(row.scopes))
 
 
-async def _from_session(deps: Deps, secret: bytes, value: str) -> Principal | None:
+async def _from_session(
+    deps: Deps, secret: bytes, value: str, *, touch: bool = True
+) -> Principal | None:
     parts = security.read_session_cookie(secret, value)
     if parts is None:
         return None
@@ -88,9 +91,46 @@ async def _from_session(deps: Deps, secret: bytes, value: str) -> Principal | No
     live = await queries.live_session(deps.pool, session_id)
     if live is None or not security.same(digest(session_secret), live.secret_hash):
         return None
-    if live.needs_touch:
+    if touch and live.needs_touch:
         await queries.touch_session(deps.pool, session_id)
     return _principal(live.user, session_id=session_id)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a request authenticates with: a Bearer token (`token` set, '' when malformed) or
+    else the session cookie (`cookie`), kept so a long-lived answer (the live stream) can ask
+    again whether it still holds."""
+
+    token: str | None = None
+    cookie: str | None = None
+
+    @classmethod
+    def of(cls, request: Request) -> Credential:
+        token = bearer(request)
+        if token is not None:
+            return cls(token=token)
+        name = security.session_cookie(request.url.scheme)  # over https only the __Host- one
+        return cls(cookie=request.cookies.get(name) or None)
+
+
+async def authenticate(
+    deps: Deps, secret: bytes, credential: Credential, *, touch: bool = True
+) -> Principal | None:
+    """The caller `credential` stands for now (current role included), or None when it does
+    not or no longer does (unknown, revoked, logged out, expired). A Bearer header, when sent,
+    is the only credential considered: a malformed one must not fall back to the cookie.
+    `touch=False` checks without counting as use of the session (its idle expiry runs on)."""
+    if credential.token is not None:
+        return await _from_token(deps, credential.token) if credential.token else None
+    if credential.cookie:
+        return await _from_session(deps, secret, credential.cookie, touch=touch)
+    return None
+
+
+def may_use_api(who: Principal | None) -> bool:
+    """Whether `who` may call the API routes: a session, or a token with the "api" scope."""
+    return who is not None and (who.token_id is None or "api" in who.scopes)
 
 
 # The two ways to authenticate, declared as OpenAPI security schemes (so the API docs page can
@@ -98,7 +138,8 @@ async def _from_session(deps: Deps, secret: bytes, value: str) -> Principal | No
 SESSION_SCHEME = APIKeyCookie(
     name=security.SESSION_COOKIE,
     scheme_name="session",
-    description="The session cookie that POST /api/v1/auth/login sets (browsers send it).",
+    description="The session cookie that POST /api/v1/auth/login sets (browsers send it). "
+    f"Over https it is named `{security.HOST_SESSION_COOKIE}`, and only that name is read.",
     auto_error=False,
 )
 TOKEN_SCHEME = HTTPBearer(
@@ -124,15 +165,9 @@ async def _caller(
     cookie: Annotated[str | None, Security(SESSION_SCHEME)],
     _: Annotated[HTTPAuthorizationCredentials | None, Security(TOKEN_SCHEME)],
 ) -> Principal | None:
-    """The caller, or None for no or invalid credentials. A Bearer header, when sent, is the
-    only credential considered (read here, not from TOKEN_SCHEME, which ignores a malformed
-    one: that must not fall back to the cookie)."""
-    token = bearer(request)
-    if token is not None:
-        return await _from_token(deps, token) if token else None
-    if cookie:
-        return await _from_session(deps, request.app.state.secret, cookie)
-    return None
+    """The caller, or None for no or invalid credentials (the Bearer header is read by
+    Credential.of, not from TOKEN_SCHEME, which ignores a malformed one)."""
+    return await authenticate(deps, request.app.state.secret, Credential.of(request))
 
 
 Caller = Annotated[Principal | None, Depends(_caller)]
@@ -151,9 +186,7 @@ async def _current_user(who: Caller) -> Principal:
 
 
 async def _optional_user(who: Caller) -> Principal | None:
-    if who is None or (who.token_id is not None and "api" not in who.scopes):
-        return None
-    return who
+    return who if may_use_api(who) else None
 
 
 CurrentUser = Annotated[Principal, Depends(_current_user)]

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.events.errors import ServiceError
-from libs.events.inputs import contains_nul
+from libs.events.inputs import input_problem
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,10 @@ _DESCRIPTIONS = {
     403: "the caller may not do this (role, token scope)",
     404: "what the path names does not exist (or is not the caller's to see)",
     409: "the request conflicts with the current state; the code says how",
+    413: "the request body is over the size limit (PAYLOAD_TOO_LARGE)",
     422: "the request is not valid; details name the fields",
     429: "rate limited; see Retry-After",
+    502: "a service's answer could not be carried back (our fault, logged)",
     503: "a service or dependency is unavailable",
     504: "a service did not answer in time",
 }
@@ -62,7 +64,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in statuses}
 
 
-API_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 """What any /api/v1 operation may answer besides its success."""
 
 
@@ -80,14 +82,13 @@ def error_response(
 
 
 def refuse_nul_in_url(request: Request) -> None:
-    """Dependency of the /api/v1 routes: 422 for a NUL in a path or query parameter (bodies: the
-    input models, or the service behind, refuse it) before any of them reaches a query."""
-    if contains_nul(list(request.path_params.values())) or contains_nul(
-        request.query_params.multi_items()
-    ):
-        raise ServiceError(
-            422, "VALIDATION_ERROR", "the request is not valid", {"url": "contains NUL"}
-        )
+    """Dependency of the /api/v1 routes: 422 for a NUL (or anything else `input_problem`
+    refuses) in a path or query parameter (bodies: the input models, or the service behind,
+    refuse it) before any of them reaches a query."""
+    url = [list(request.path_params.values()), request.query_params.multi_items()]
+    problem = input_problem(url)
+    if problem is not None:
+        raise ServiceError(422, "VALIDATION_ERROR", "the request is not valid", {"url": problem})
 
 
 def _validation_details(exc: RequestValidationError) -> dict[str, str]:

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from libs.events.contract import fit_page
 from libs.events.envelope import Envelope
 from libs.events.errors import ServiceError
 from libs.events.registry import REGISTRY
@@ -20,6 +21,9 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 POSITION_MAX = 2**63 - 1
 """Global positions are Postgres bigints."""
+PAGE_BYTES = 1024 * 1024
+"""A page stops before its events' JSON passes this (events carry up to ~200 KB each: a full
+page of 1,000 could otherwise be hundreds of MB); next_cursor goes on from there."""
 
 
 def parse_position(text: str) -> int | None:
@@ -73,7 +77,8 @@ async def list_events(
     """Events in commit order after `after` (or `cursor`), optionally of some types or one stream.
 
     Order is the order transactions committed in, so positions are not always increasing; always
-    resume with the last position you received (`next_cursor`)."""
+    resume with the last position you received (`next_cursor`). A page may hold fewer than
+    `limit` events when they are large."""
     if cursor is not None:
         position = parse_position(cursor)
         if position is None:
@@ -87,6 +92,6 @@ async def list_events(
         found = await deps.store.read_stream_after(stream, start, types=type, limit=limit)
     else:
         found = (await deps.store.read_batch(start, types=type, limit=limit)).events
-    items = [_out(env) for env in found]
-    more = len(items) == limit
-    return EventPage(items=items, next_cursor=str(items[-1].position) if more else None)
+    items = fit_page([_out(env) for env in found], budget=PAGE_BYTES)
+    more = len(items) < len(found) or len(found) == limit
+    return EventPage(items=items, next_cursor=str(items[-1].position) if more and items else None)

@@ -65,7 +65,12 @@ async def readyz(deps: DepsDep) -> Response:
     return error_response(503, "NOT_READY", "a dependency or a task is not ready", checks | report)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+metrics_router = APIRouter(tags=["operations"])
+"""/metrics, on the main app only where settings.metrics_on_main_app says (else it has its own
+listener, libs/events/devstack.py, or none)."""
+
+
+@metrics_router.get("/metrics", response_class=PlainTextResponse)
 async def metrics() -> Response:
     """Prometheus exposition of this process's metrics."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,16 +1,20 @@
 """GET /api/v1/stream: ticket events as they happen (Server-Sent Events), only those the caller
 may see, by the same policy as every other read of a ticket (`libs.contracts.ticket_visibility`).
 Live events come from a core NATS subscription; `Last-Event-ID` (a global position) first replays
-what was missed from the store."""
+what was missed from the store. The caller's access is re-checked as the stream runs
+(StreamAccess), and each user may hold only so many streams open (stream_quota.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
+import anyio
 from fastapi import APIRouter, Header, Request
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -20,14 +24,18 @@ from libs.contracts.ticket_visibility import Viewer, may_see_event
 from libs.events.catalog.tickets import TicketCreated
 from libs.events.consumers import Consumer, HandlerContext
 from libs.events.envelope import Envelope
+from libs.events.errors import ServiceError
 from libs.events.registry import REGISTRY
 from libs.events.runtime import Deps
 from libs.events.store import UnknownPosition, load_envelope
-from services.gateway.auth import CurrentUser
+from services.gateway.auth import Credential, CurrentUser, Principal, authenticate, may_use_api
 from services.gateway.deps import DepsDep
+from services.gateway.errors import error_responses
 from services.gateway.events_api import parse_position
+from services.gateway.stream_quota import StreamQuota, expiry_for
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
+log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 1000
 PING_S = 15
@@ -106,29 +114,93 @@ def _frame(envelope: Envelope) -> dict[str, str]:
     }
 
 
-@router.get("/stream", response_class=EventSourceResponse)
+class StreamAccess:
+    """The caller of one open stream, re-read from its session or token as the stream runs:
+    before each event and every `recheck_s` while idle. Logged out, revoked, expired or
+    stripped of API access, it is None from then on and the stream ends; a changed role
+    decides what is sent from the next event on."""
+
+    def __init__(self, deps: Deps, secret: bytes, credential: Credential, who: Principal) -> None:
+        self.deps = deps
+        self.secret = secret
+        self.credential = credential
+        self.who: Principal | None = who
+
+    async def current(self) -> Principal | None:
+        if self.who is None:
+            return None
+        try:
+            # not a use of the session: an open tab must not keep it from idling out
+            again = await authenticate(self.deps, self.secret, self.credential, touch=False)
+        except Exception:
+            log.warning("could not re-check a live stream's caller; closing it", exc_info=True)
+            again = None
+        self.who = again if may_use_api(again) else None
+        return self.who
+
+
+@router.get("/stream", response_class=EventSourceResponse, responses=error_responses(429))
 async def stream(
     request: Request,
     deps: DepsDep,
     who: CurrentUser,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> EventSourceResponse:
-    """Live ticket events for the caller (SSE). Reconnect with Last-Event-ID to catch up."""
+    """Live ticket events for the caller (SSE). Reconnect with Last-Event-ID to catch up. The
+    stream ends when its session or token stops being valid; a role change applies at once.
+    429 TOO_MANY_STREAMS when the caller already holds OPSLEDGER_STREAMS_PER_USER streams."""
+    resume = parse_position(last_event_id) if last_event_id is not None else None
+    recheck_s = deps.settings.stream_recheck_s
+    quota = StreamQuota(
+        deps.pool, per_user=deps.settings.streams_per_user, expiry_s=expiry_for(recheck_s)
+    )
+    access = StreamAccess(deps, request.app.state.secret, Credential.of(request), who)
+    held = await quota.open(who.user_id)
     queue: asyncio.Queue[Envelope] = asyncio.Queue(QUEUE_LIMIT)
 
     async def on_msg(msg: Msg) -> None:
         with contextlib.suppress(ValidationError, ValueError, asyncio.QueueFull):
             queue.put_nowait(load_envelope(msg.data))
 
-    subject = deps.settings.event_subject_filter("ticket")
-    subscription = await deps.nc.subscribe(subject, cb=on_msg)
+    try:
+        subscription = await deps.nc.subscribe(
+            deps.settings.event_subject_filter("ticket"), cb=on_msg
+        )
+    except BaseException:
+        await quota.close(held)
+        raise
 
     requesters = Requesters(deps)
+
+    async def visible(envelope: Envelope) -> bool | None:
+        """Whether to send it to the caller as they are now; None: their access ended."""
+        current = await access.current()
+        if current is None:
+            return None
+        return await may_see(requesters, current, envelope)
+
+    checked_at = time.monotonic()
+
+    async def still_open() -> bool:
+        """Every `recheck_s`: whether the caller still holds their access (and if so, the
+        heartbeat that keeps this stream counted)."""
+        nonlocal checked_at
+        if time.monotonic() - checked_at < recheck_s:
+            return True
+        if await access.current() is None:
+            return False
+        try:
+            await quota.beat(held, who.user_id)
+        except ServiceError:
+            return False  # its row expired and the cap is full again: it may not run uncounted
+        except Exception:
+            log.warning("stream %s: heartbeat failed", held, exc_info=True)
+        checked_at = time.monotonic()
+        return True
 
     async def frames() -> AsyncIterator[dict[str, str]]:
         sent: set[UUID] = set()
         try:
-            resume = parse_position(last_event_id) if last_event_id is not None else None
             if resume is not None:
                 with contextlib.suppress(UnknownPosition):
                     cursor = await deps.store.cursor_at(resume)
@@ -136,22 +208,37 @@ async def stream(
                         batch = await deps.store.read_batch(cursor, limit=500)
                         for envelope in batch.events:
                             sent.add(envelope.id)
-                            if await may_see(requesters, who, envelope):
+                            shown = await visible(envelope)
+                            if shown is None:
+                                return
+                            if shown:
                                 yield _frame(envelope)
+                            if not await still_open():
+                                return
                         cursor = batch.cursor
                         if len(batch.events) < 500:
                             break
             while not await request.is_disconnected():
+                if not await still_open():
+                    return
                 try:
-                    envelope = await asyncio.wait_for(queue.get(), timeout=1.0)
+                    envelope = await asyncio.wait_for(queue.get(), timeout=min(1.0, recheck_s))
                 except TimeoutError:
                     continue
                 if envelope.id in sent:
                     continue
-                if await may_see(requesters, who, envelope):
+                shown = await visible(envelope)
+                if shown is None:
+                    return
+                if shown:
                     yield _frame(envelope)
         finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+            # the response is being cancelled (the client left): without the shield these
+            # awaits would be cancelled too and the stream would count until its row expires
+            with anyio.move_on_after(5, shield=True):
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+                with contextlib.suppress(Exception):
+                    await quota.close(held)
 
     return EventSourceResponse(frames(), ping=PING_S)

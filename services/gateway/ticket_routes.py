@@ -1,6 +1,9 @@
 """Ticket and ticket-type routes: authenticate, then ask the tickets service (NATS request/reply)
 by its contract, `libs.contracts.tickets`, whose models are also these routes' bodies and answers.
-No ticket logic lives here."""
+No ticket logic lives here.
+
+Every list is one page (`limit`, `cursor` -> `{"items", "next_cursor"}`) that fits one bus
+reply, so a page may hold fewer than `limit` items; the CSV export streams the pages."""
 
 from __future__ import annotations
 
@@ -8,23 +11,36 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from libs.contracts import tickets as contract
-from libs.contracts.tickets import TICKET_KEY, TYPE_KEY
+from libs.contracts.tickets import MAX_EXPORT_PAGE, MAX_PAGE, TICKET_KEY, TYPE_KEY
 from libs.events.catalog.tickets import TicketPriority, TicketStatus
 from libs.events.contract import Method, ask
 from libs.events.errors import ServiceError
 from services.gateway.auth import AdminUser, CurrentUser, Principal, StaffUser
+from services.gateway.csv_pages import csv_pages
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_responses
+from services.gateway.people.quotas import (
+    COMMENTS_QUOTA,
+    QUOTA_RESPONSES,
+    TICKET_WRITES_QUOTA,
+    TICKETS_QUOTA,
+)
 
 # every ticket operation is answered by the tickets service, over NATS
-router = APIRouter(prefix="/api/v1", tags=["tickets"], responses=error_responses(503, 504))
+router = APIRouter(prefix="/api/v1", tags=["tickets"], responses=error_responses(502, 503, 504))
 
 Key = Annotated[str, Path(pattern=TICKET_KEY, description="ticket key, e.g. OPS-42")]
 TypeKey = Annotated[str, Path(pattern=TYPE_KEY)]
 Short = Annotated[str | None, Query(max_length=200)]
+Cursor = Annotated[
+    str | None, Query(max_length=500, description="next_cursor of the previous page")
+]
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="the most items on this page")]
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
@@ -56,12 +72,26 @@ def _keyed(model: type[In], key: str, body: BaseModel) -> In:
     return _request(model, key=key, **body.model_dump())
 
 
+WRITE_LIMITED: dict[str, Any] = {
+    "dependencies": [TICKET_WRITES_QUOTA],
+    "responses": QUOTA_RESPONSES,
+}
+"""Every other ticket write counts against the per-user write limit (429 RATE_LIMITED)."""
+
+
 @router.get("/ticket-types")
-async def list_types(deps: DepsDep, request: Request, who: CurrentUser) -> contract.TicketTypePage:
-    return await _ask(deps, request, who, contract.TYPES_LIST, contract.NoBody())
+async def list_types(
+    deps: DepsDep,
+    request: Request,
+    who: CurrentUser,
+    limit: PageLimit = 100,
+    cursor: Cursor = None,
+) -> contract.TicketTypePage:
+    page = _request(contract.TypesListIn, limit=limit, cursor=cursor)
+    return await _ask(deps, request, who, contract.TYPES_LIST, page)
 
 
-@router.post("/ticket-types", status_code=status.HTTP_201_CREATED)
+@router.post("/ticket-types", status_code=status.HTTP_201_CREATED, **WRITE_LIMITED)
 async def create_type(
     deps: DepsDep, request: Request, who: AdminUser, body: contract.TicketTypeIn
 ) -> contract.TicketTypeOut:
@@ -75,7 +105,7 @@ async def get_type(
     return await _ask(deps, request, who, contract.TYPES_GET, _request(contract.TypeGetIn, key=key))
 
 
-@router.put("/ticket-types/{key}")
+@router.put("/ticket-types/{key}", **WRITE_LIMITED)
 async def update_type(
     deps: DepsDep, request: Request, who: AdminUser, key: TypeKey, body: contract.TicketTypeUpdate
 ) -> contract.TicketTypeOut:
@@ -84,7 +114,12 @@ async def update_type(
     return await _ask(deps, request, who, contract.TYPES_UPDATE, revise)
 
 
-@router.post("/tickets", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/tickets",
+    status_code=status.HTTP_201_CREATED,
+    responses=QUOTA_RESPONSES,
+    dependencies=[TICKETS_QUOTA],  # per-user write limit (429 RATE_LIMITED)
+)
 async def create_ticket(
     deps: DepsDep, request: Request, who: CurrentUser, body: contract.TicketIn
 ) -> contract.TicketOut:
@@ -120,8 +155,8 @@ async def list_tickets(
     assignee: Short = None,
     tag: Short = None,
     q: Short = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: PageLimit = 50,
+    cursor: Cursor = None,
 ) -> contract.TicketPage:
     """Tickets matching every filter given; requesters see only their own."""
     filters = _filters(status, type, priority, assignee, tag, q)
@@ -149,17 +184,22 @@ async def export_tickets(
     tag: Short = None,
     q: Short = None,
 ) -> Response:
-    """The filtered ticket list as CSV."""
-    filters = _request(contract.Filters, **_filters(status, type, priority, assignee, tag, q))
-    result = await _ask(deps, request, who, contract.EXPORT, filters)
-    return Response(
-        content=result.csv,
+    """The filtered ticket list as CSV (at most 10,000 tickets), streamed a page at a time."""
+    filters = _filters(status, type, priority, assignee, tag, q)
+
+    async def page(cursor: str | None, limit: int) -> contract.CsvExport:
+        query = _request(contract.ExportIn, **filters, limit=limit, cursor=cursor)
+        return await _ask(deps, request, who, contract.EXPORT, query)
+
+    first = await page(None, MAX_EXPORT_PAGE)
+    return StreamingResponse(
+        csv_pages(first, page),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="tickets.csv"'},
     )
 
 
-@router.post("/tickets/bulk")
+@router.post("/tickets/bulk", **WRITE_LIMITED)
 async def bulk(
     deps: DepsDep, request: Request, who: StaffUser, body: contract.BulkIn
 ) -> contract.BulkOut:
@@ -184,7 +224,7 @@ async def get_ticket(
     )
 
 
-@router.post("/tickets/{key}/status")
+@router.post("/tickets/{key}/status", **WRITE_LIMITED)
 async def change_status(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.StatusIn
 ) -> contract.TicketOut:
@@ -194,7 +234,7 @@ async def change_status(
     return await _ask(deps, request, who, contract.CHANGE_STATUS, change)
 
 
-@router.post("/tickets/{key}/assign")
+@router.post("/tickets/{key}/assign", **WRITE_LIMITED)
 async def assign(
     deps: DepsDep, request: Request, who: StaffUser, key: Key, body: contract.AssignIn
 ) -> contract.TicketOut:
@@ -202,7 +242,7 @@ async def assign(
     return await _ask(deps, request, who, contract.ASSIGN, assignment)
 
 
-@router.post("/tickets/{key}/priority")
+@router.post("/tickets/{key}/priority", **WRITE_LIMITED)
 async def set_priority(
     deps: DepsDep, request: Request, who: StaffUser, key: Key, body: contract.PriorityIn
 ) -> contract.TicketOut:
@@ -210,14 +250,14 @@ async def set_priority(
     return await _ask(deps, request, who, contract.SET_PRIORITY, change)
 
 
-@router.post("/tickets/{key}/tags")
+@router.post("/tickets/{key}/tags", **WRITE_LIMITED)
 async def add_tag(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.TagIn
 ) -> contract.TicketOut:
     return await _ask(deps, request, who, contract.ADD_TAG, _keyed(contract.TagTicketIn, key, body))
 
 
-@router.delete("/tickets/{key}/tags")
+@router.delete("/tickets/{key}/tags", **WRITE_LIMITED)
 async def remove_tag(
     deps: DepsDep,
     request: Request,
@@ -229,7 +269,12 @@ async def remove_tag(
     return await _ask(deps, request, who, contract.REMOVE_TAG, untag)
 
 
-@router.post("/tickets/{key}/comments", status_code=201)
+@router.post(
+    "/tickets/{key}/comments",
+    status_code=201,
+    responses=QUOTA_RESPONSES,
+    dependencies=[COMMENTS_QUOTA],  # per-user write limit (429 RATE_LIMITED)
+)
 async def comment(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.CommentIn
 ) -> contract.CommentOut:
@@ -240,19 +285,26 @@ async def comment(
 
 @router.get("/tickets/{key}/comments")
 async def comments(
-    deps: DepsDep, request: Request, who: CurrentUser, key: Key
+    deps: DepsDep,
+    request: Request,
+    who: CurrentUser,
+    key: Key,
+    limit: PageLimit = 100,
+    cursor: Cursor = None,
 ) -> contract.CommentPage:
-    return await _ask(deps, request, who, contract.COMMENTS, _request(contract.KeyIn, key=key))
+    """The ticket's comments in order, a page at a time."""
+    page = _request(contract.CommentsIn, key=key, limit=limit, cursor=cursor)
+    return await _ask(deps, request, who, contract.COMMENTS, page)
 
 
-@router.post("/tickets/{key}/relations")
+@router.post("/tickets/{key}/relations", **WRITE_LIMITED)
 async def relate(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.RelationIn
 ) -> contract.TicketOut:
     return await _ask(deps, request, who, contract.RELATE, _keyed(contract.RelateIn, key, body))
 
 
-@router.post("/tickets/{key}/rating")
+@router.post("/tickets/{key}/rating", **WRITE_LIMITED)
 async def rate(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.RatingIn
 ) -> contract.TicketOut:
@@ -262,7 +314,14 @@ async def rate(
 
 @router.get("/tickets/{key}/events")
 async def audit_trail(
-    deps: DepsDep, request: Request, who: CurrentUser, key: Key
+    deps: DepsDep,
+    request: Request,
+    who: CurrentUser,
+    key: Key,
+    limit: PageLimit = 100,
+    cursor: Cursor = None,
 ) -> contract.AuditPage:
-    """Every event of the ticket in order, with actor, time and what changed."""
-    return await _ask(deps, request, who, contract.EVENTS, _request(contract.KeyIn, key=key))
+    """Every event of the ticket in order, with actor, time and what changed, a page at a
+    time."""
+    page = _request(contract.EventsIn, key=key, limit=limit, cursor=cursor)
+    return await _ask(deps, request, who, contract.EVENTS, page)

@@ -39,11 +39,13 @@ class PeopleApi:
                 serve(contract.REGISTER, self.register),
                 serve(contract.LOGIN, self.login),
                 serve(contract.LOGOUT, self.logout),
+                serve(contract.REVOKE_SESSION, self.revoke_session),
                 serve(contract.CREATE_TOKEN, self.create_token),
                 serve(contract.REVOKE_TOKEN, self.revoke_token),
                 serve(contract.LIST_TOKENS, self.list_tokens),
                 serve(contract.LIST_USERS, self.list_users),
                 serve(contract.CHANGE_ROLE, self.change_role),
+                serve(contract.SET_ACTIVE, self.set_active),
             ]
         )
 
@@ -62,12 +64,17 @@ class PeopleApi:
             session_id=body.session_id, user_id=_person(req), reason="logout", meta=_metadata(req)
         )
 
+    async def revoke_session(self, req: RpcRequest, body: contract.SessionRef) -> contract.Receipt:
+        return await self.commands.end_session(
+            session_id=body.session_id, user_id=_person(req), reason="revoked", meta=_metadata(req)
+        )
+
     async def create_token(self, req: RpcRequest, body: contract.TokenIn) -> contract.TokenIssued:
         # from a signed-in session only, so a leaked token cannot mint others that outlive it
         if req.actor.kind is not ActorKind.USER:
             raise forbidden("API tokens are created from a signed-in session")
         return await self.commands.create_token(
-            owner_id=_person(req), name=body.name, scopes=body.scopes, meta=_metadata(req)
+            owner_id=_person(req), body=body, meta=_metadata(req)
         )
 
     async def revoke_token(self, req: RpcRequest, body: contract.TokenRef) -> contract.Receipt:
@@ -77,9 +84,16 @@ class PeopleApi:
 
     async def change_role(
         self, req: RpcRequest, body: contract.ChangeRoleIn
-    ) -> contract.RoleChanged:
+    ) -> contract.MemberChanged:
         return await self.commands.change_role(
             actor_id=_person(req), user_id=body.user_id, role=body.role, meta=_metadata(req)
+        )
+
+    async def set_active(
+        self, req: RpcRequest, body: contract.SetActiveIn
+    ) -> contract.MemberChanged:
+        return await self.commands.set_active(
+            actor_id=_person(req), user_id=body.user_id, active=body.active, meta=_metadata(req)
         )
 
     async def list_tokens(self, req: RpcRequest, body: contract.PageIn) -> contract.TokenPage:
@@ -96,6 +110,6 @@ class PeopleApi:
             raise forbidden("this needs the admin role")
         rows = await queries.list_users(self.deps.pool, limit=body.limit, after=body.cursor)
         return contract.UserPage(
-            items=[r.out() for r in rows],
+            items=rows,
             next_cursor=rows[-1].id if len(rows) == body.limit else None,
         )

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from libs.contracts import tickets as contract
+from libs.contracts.ticket_requests import AutomationIn
 from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.contract import serve
 from libs.events.envelope import new_id
 from libs.events.runtime import Deps
 from services.tickets import queries
-from services.tickets.callers import caller_of, metadata_of
+from services.tickets.callers import automation_of, caller_of, metadata_of
 from services.tickets.commands import (
     Assign,
     Caller,
@@ -92,8 +93,11 @@ class TicketsApi:
 
         return handle
 
-    async def _run(self, req: RpcRequest, key: str, command: Command) -> contract.TicketOut:
-        state, _ = await self.commands.run(key, command, meta=metadata_of(req))
+    async def _run(
+        self, req: RpcRequest, key: str, command: Command, body: AutomationIn | None = None
+    ) -> contract.TicketOut:
+        meta, idempotency_key = automation_of(req, body) if body else (metadata_of(req), None)
+        state, _ = await self.commands.run(key, command, meta=meta, idempotency_key=idempotency_key)
         return state.out()
 
     # ticket types
@@ -135,26 +139,27 @@ class TicketsApi:
     async def change_status(
         self, req: RpcRequest, body: contract.ChangeStatusIn
     ) -> contract.TicketOut:
-        return await self._run(req, body.key, ChangeStatus(status=body.status, by=caller_of(req)))
+        command = ChangeStatus(status=body.status, by=caller_of(req))
+        return await self._run(req, body.key, command, body)
 
     async def assign(self, req: RpcRequest, body: contract.AssignTicketIn) -> contract.TicketOut:
         staff = await queries.is_staff(self.deps.pool, body.assignee_id)
         command = Assign(assignee_id=body.assignee_id, assignee_is_staff=staff, by=caller_of(req))
-        return await self._run(req, body.key, command)
+        return await self._run(req, body.key, command, body)
 
     async def set_priority(
         self, req: RpcRequest, body: contract.SetPriorityIn
     ) -> contract.TicketOut:
         command = SetPriority(priority=body.priority, by=caller_of(req))
-        return await self._run(req, body.key, command)
+        return await self._run(req, body.key, command, body)
 
     async def add_tag(self, req: RpcRequest, body: contract.TagTicketIn) -> contract.TicketOut:
         command = Tag(tag=normalise_tag(body.tag), by=caller_of(req))
-        return await self._run(req, body.key, command)
+        return await self._run(req, body.key, command, body)
 
     async def remove_tag(self, req: RpcRequest, body: contract.TagTicketIn) -> contract.TicketOut:
         command = Tag(tag=normalise_tag(body.tag), by=caller_of(req), remove=True)
-        return await self._run(req, body.key, command)
+        return await self._run(req, body.key, command, body)
 
     async def comment(self, req: RpcRequest, body: contract.AddCommentIn) -> contract.CommentOut:
         by = caller_of(req)

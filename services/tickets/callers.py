@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from libs.contracts.ticket_requests import AutomationIn
 from libs.events.bus import RpcRequest
 from libs.events.envelope import ActorKind, Metadata
 from services.tickets.commands import Caller
@@ -24,3 +25,16 @@ def caller_of(req: RpcRequest) -> Caller:
 
 def metadata_of(req: RpcRequest) -> Metadata:
     return req.metadata("tickets")
+
+
+def automation_of(req: RpcRequest, body: AutomationIn) -> tuple[Metadata, str | None]:
+    """The metadata and idempotency key of a command automation sent with its cause and key
+    (a job's step); from anyone else both are ignored."""
+    meta = metadata_of(req)
+    if not caller_of(req).automation:
+        return meta, None
+    if body.cause is not None:
+        meta = meta.model_copy(
+            update={"causation_id": body.cause.event_id, "causation_depth": body.cause.depth + 1}
+        )
+    return meta, body.idempotency_key

@@ -32,24 +32,35 @@ def safe_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def to_csv(tickets: Iterable[TicketState]) -> str:
+def _write(rows: Iterable[Iterable[object]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for t in tickets:
-        row = (
-            t.key,
-            t.type,
-            t.title,
-            t.status,
-            t.priority,
-            t.requester_id,
-            t.assignee_id,
-            ";".join(t.tags),
-            "true" if t.locked else "false",
-            t.created_at.isoformat(),
-            t.updated_at.isoformat(),
-            t.description,
-        )
-        writer.writerow([safe_cell(v) for v in row])
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
     return out.getvalue()
+
+
+def csv_header() -> str:
+    return _write([COLUMNS])
+
+
+def csv_row(t: TicketState) -> str:
+    """One ticket as a CSV row (its line ending included)."""
+    row = (
+        t.key,
+        t.type,
+        t.title,
+        t.status,
+        t.priority,
+        t.requester_id,
+        t.assignee_id,
+        ";".join(t.tags),
+        "true" if t.locked else "false",
+        t.created_at.isoformat(),
+        t.updated_at.isoformat(),
+        t.description,
+    )
+    return _write([[safe_cell(v) for v in row]])
+
+
+def to_csv(tickets: Iterable[TicketState]) -> str:
+    """The tickets as CSV, after the header row."""
+    return csv_header() + "".join(csv_row(t) for t in tickets)

@@ -28,6 +28,13 @@ from services.tickets.state import TicketState, evolve, fold
 
 ATTEMPTS = 8
 _SEED_IDS = uuid.UUID("6f1c1f4e-1f0e-4c55-9d43-5b0d2f9a7c11")
+_COMMAND_IDS = uuid.UUID("3c8f0d6a-52b1-4f4e-8a7e-1d9b6e0c2f57")
+
+
+def command_event_ids(stream: str, idempotency_key: str, count: int) -> list[uuid.UUID]:
+    """The ids of the events a command with this idempotency key appends to `stream`: a repeat
+    of it finds them there and appends nothing."""
+    return [uuid.uuid5(_COMMAND_IDS, f"{stream}/{idempotency_key}/{i}") for i in range(count)]
 
 
 def ticket_stream(key: str) -> str:
@@ -67,18 +74,29 @@ class TicketCommands:
         return fold((registry.load(e), e.version, e.recorded_at) for e in known), history
 
     async def run(
-        self, key: str, command: Command, *, meta: Metadata
+        self, key: str, command: Command, *, meta: Metadata, idempotency_key: str | None = None
     ) -> tuple[TicketState, list[Envelope]]:
-        """Decide `command` against the stream as it is and append at its version."""
+        """Decide `command` against the stream as it is and append at its version. With an
+        `idempotency_key` whose events are already in the stream, append nothing (a refusal
+        is not remembered: a repeat of a refused command is decided again)."""
         stream = ticket_stream(key)
         for attempt in range(ATTEMPTS):
             try:
                 async with self.deps.store.transaction() as conn:
                     await lock_stream(conn, stream)
                     state, history = await self.load(key, conn=conn)
+                    if state is not None and idempotency_key is not None:
+                        [first] = command_event_ids(stream, idempotency_key, 1)
+                        if any(e.id == first for e in history):
+                            return state, []
                     decision = domain.decide(state, command)
                     expected = history[-1].version if history else NO_STREAM
-                    written = await self._append(conn, stream, decision.events, expected, meta)
+                    ids = None
+                    if idempotency_key is not None and decision.refusal is None:
+                        ids = command_event_ids(stream, idempotency_key, len(decision.events))
+                    written = await self._append(
+                        conn, stream, decision.events, expected, meta, ids=ids
+                    )
             except ConcurrencyError:
                 await _pause(attempt)
                 continue
@@ -193,6 +211,7 @@ class TicketCommands:
         meta: Metadata,
         *,
         savepoint: bool = True,
+        ids: Sequence[uuid.UUID] | None = None,
     ) -> list[Envelope]:
         return await append_and_project(
             self.deps.store,
@@ -202,6 +221,7 @@ class TicketCommands:
             events,
             expected_version=expected,
             metadata=meta,
+            ids=ids,
             savepoint=savepoint,
         )
 

@@ -6,13 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from libs.contracts.ticket_visibility import Viewer, may_see, may_see_event, requester_scope
+from libs.contracts.ticket_visibility import (
+    Viewer,
+    may_see,
+    may_see_event,
+    requester_scope,
+    sees_internal,
+)
 from libs.contracts.tickets import CommentOut
 from libs.events.envelope import Envelope
 from services.tickets.refusals import not_found
 from services.tickets.state import TicketState
 
-__all__ = ["comments_seen", "events_seen", "requester_scope", "sees_ticket", "visible"]
+__all__ = [
+    "comments_seen",
+    "events_seen",
+    "requester_scope",
+    "sees_internal",
+    "sees_ticket",
+    "visible",
+]
 
 
 def sees_ticket(requester_id: str | None, by: Viewer) -> bool:

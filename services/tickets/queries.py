@@ -1,10 +1,8 @@
-"""Reads of the tickets read model: tickets (filtered, keyset-paged), comments, types, people."""
+"""Reads of the tickets read model: tickets (filtered, keyset-paged), comments and types (paged
+too), people."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -12,8 +10,8 @@ import asyncpg
 
 from libs.contracts.tickets import CommentOut, TicketTypeOut
 from libs.events.db import Conn
+from services.tickets import cursors
 from services.tickets.fields import TicketTypeSchema
-from services.tickets.refusals import Refusal
 from services.tickets.state import TicketState
 
 Db: TypeAlias = "Conn | asyncpg.Pool"
@@ -35,17 +33,11 @@ class TicketFilter:
 
 def encode_cursor(number: int) -> str:
     """An opaque cursor: the page after it starts below ticket `number` (newest first)."""
-    return base64.urlsafe_b64encode(json.dumps({"before": number}).encode()).decode()
+    return cursors.encode_cursor("before", number)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))["before"]
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        value = None
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 2**31 - 1:
-        raise Refusal("INVALID_CURSOR", "the cursor is not one this list gave out")
-    return value
+    return cursors.decode_number(cursor, "before", maximum=2**31 - 1)
 
 
 def _like(text: str) -> str:
@@ -91,14 +83,28 @@ async def requester_of(conn: Db, key: str) -> str | None:
     return None if value is None else str(value)
 
 
-async def comments(conn: Db, key: str) -> list[CommentOut]:
-    """Every comment on the ticket, internal ones too (the policy decides who sees which)."""
+@dataclass(frozen=True)
+class CommentRow:
+    """A comment and its position in the log (its order on the ticket, and its cursor)."""
+
+    position: int
+    comment: CommentOut
+
+
+async def comments(
+    conn: Db, key: str, *, with_internal: bool, after: int = 0, limit: int
+) -> list[CommentRow]:
+    """The ticket's comments in order after position `after`; internal ones only
+    `with_internal` (the policy's answer for the caller; it filters again)."""
     rows = await conn.fetch(
-        "SELECT id, author_id, body, internal, created_at FROM tickets.comments "
-        "WHERE key = $1 ORDER BY position",
+        "SELECT position, id, author_id, body, internal, created_at FROM tickets.comments "
+        "WHERE key = $1 AND position > $2 AND ($3 OR NOT internal) ORDER BY position LIMIT $4",
         key,
+        after,
+        with_internal,
+        limit,
     )
-    return [CommentOut.model_validate(dict(r)) for r in rows]
+    return [CommentRow(r["position"], CommentOut.model_validate(dict(r))) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,14 @@ async def ticket_type(conn: Db, key: str, version: int | None = None) -> TypeRow
     return None if row is None else TypeRow(**dict(row))
 
 
-async def ticket_types(conn: Db) -> list[TypeRow]:
-    rows = await conn.fetch(_TYPE + "WHERE v.version = t.version ORDER BY t.key")
+async def ticket_types(conn: Db, *, after: str | None = None, limit: int) -> list[TypeRow]:
+    """Types at their latest version, by key, after key `after`."""
+    rows = await conn.fetch(
+        _TYPE + "WHERE v.version = t.version AND ($1::text IS NULL OR t.key > $1) "
+        "ORDER BY t.key LIMIT $2",
+        after,
+        limit,
+    )
     return [TypeRow(**dict(r)) for r in rows]
 
 

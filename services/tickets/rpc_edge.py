@@ -1,5 +1,6 @@
 """The tickets service's RPC edge: the one table from refusal codes to HTTP statuses, and the
-wrapper every method's handler runs in (NUL check, refusals turned into ServiceError)."""
+wrapper every method's handler runs in (the `input_problem` check, refusals turned into
+ServiceError)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Final
 
 from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.errors import ServiceError
-from libs.events.inputs import contains_nul
+from libs.events.inputs import input_problem
 from services.tickets.refusals import Refusal, RefusalCode
 
 STATUS: Final[dict[RefusalCode, int]] = {
@@ -36,10 +37,12 @@ def as_service_error(refusal: Refusal) -> ServiceError:
     return ServiceError(STATUS[refusal.code], refusal.code, refusal.message, refusal.details)
 
 
-def refuse_nul(body: dict[str, Any]) -> None:
-    """Refuse a NUL character anywhere in a body: Postgres can store none in text or jsonb."""
-    if contains_nul(body):
-        raise Refusal("VALIDATION_ERROR", "the request body is not valid", {"body": "contains NUL"})
+def refuse_unstorable(body: dict[str, Any]) -> None:
+    """Refuse a NUL character, a lone surrogate or too deep nesting anywhere in a body, whoever
+    sent it: none of them can be stored or sent on."""
+    problem = input_problem(body)
+    if problem is not None:
+        raise Refusal("VALIDATION_ERROR", "the request body is not valid", {"body": problem})
 
 
 def edge(handler: RpcHandler) -> RpcHandler:
@@ -47,7 +50,7 @@ def edge(handler: RpcHandler) -> RpcHandler:
 
     async def answer(request: RpcRequest) -> Any:
         try:
-            refuse_nul(request.body)
+            refuse_unstorable(request.body)
             return await handler(request)
         except Refusal as refusal:
             raise as_service_error(refusal) from None

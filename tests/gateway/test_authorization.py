@@ -22,9 +22,16 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 from starlette.types import Message
 
+from libs.events.envelope import Actor, Metadata
+from libs.events.testing import eventually, isolated_system
+from services.executor.app import SERVICE as EXECUTOR_SERVICE
 from services.gateway.people.ratelimit import Limit, RateLimits
 from services.gateway.people.security import SESSION_COOKIE
+from services.rules.app import SERVICE as RULES_SERVICE
+from tests.executor.jobs import firing, queued
 from tests.gateway.helpers import PASSWORD, Member, Team, join, login, team_on_desk
+
+RULES_META = Metadata(actor=Actor.service("rules"), service="rules")
 
 
 class Who(StrEnum):
@@ -49,9 +56,15 @@ DOCUMENTATION = frozenset(
 """FastAPI's own documentation routes: public by design, not part of the table."""
 
 ROOMY = RateLimits(
-    register_per_ip=Limit("register-ip", 1_000, 60), login_per_ip=Limit("login-ip", 1_000, 60)
+    register_per_ip=Limit("register-ip", 1_000, 60),
+    login_per_ip=Limit("login-ip", 1_000, 60),
+    tokens_per_user=Limit("tokens-user", 1_000, 60),
+    tickets_per_user=Limit("tickets-user", 1_000, 60),
+    comments_per_user=Limit("comments-user", 1_000, 60),
+    ticket_writes_per_user=Limit("ticket-writes-user", 1_000, 60),
 )
-"""Every call here comes from one address; rate limiting has its own tests."""
+"""Every call here comes from one address and the owner opens a ticket for nearly every case;
+rate limits and quotas have their own tests."""
 
 _serial = itertools.count(1)
 
@@ -217,6 +230,21 @@ async def give_the_bystander_a_role(world: World, who: Who) -> Call:
     return Call(f"/api/v1/users/{world.bystander.id}", {"role": "requester"})
 
 
+async def deactivate_someone_new(world: World, who: Who) -> Call:
+    newcomer = await join(
+        world.team.gateway, f"leaver-{next(_serial)}@example.com", role="requester", admin=None
+    )
+    return Call(f"/api/v1/users/{newcomer.id}", {"active": False})
+
+
+async def end_a_fresh_session_of_the_owners(world: World, who: Who) -> Call:
+    client = world.team.gateway.client()
+    await login(client, world.team.alice.email)
+    cookie = client.cookies.get(SESSION_COOKIE)
+    assert cookie is not None
+    return Call(f"/api/v1/sessions/{cookie.split('.')[0]}")
+
+
 async def define_a_new_type(world: World, who: Who) -> Call:
     return Call("/api/v1/ticket-types", {"key": f"errand_{next(_serial)}", "name": "Errand"})
 
@@ -238,6 +266,67 @@ async def assign_a_fresh_ticket_to_the_operator(world: World, who: Who) -> Call:
 async def relate_a_fresh_ticket_to_the_shared_one(world: World, who: Who) -> Call:
     key = await world.fresh_ticket()
     return Call(f"/api/v1/tickets/{key}/relations", {"relation": "related", "target": world.ticket})
+
+
+RULE = {
+    "name": "Tag API incidents",
+    "trigger": {"event": "ticket.created"},
+    "actions": [{"type": "add_tag", "params": {"tag": "api"}}],
+}
+SINCE = "2026-01-01T00:00:00Z"
+
+
+def on_fresh_rule(
+    suffix: str = "", json: Any = None, params: dict[str, str] | None = None
+) -> Prepare:
+    """A new rule, made by the admin for this case only."""
+
+    async def prepare(world: World, who: Who) -> Call:
+        made = await world.team.client(world.team.admin).post("/api/v1/rules", json=RULE)
+        assert made.status_code == 201, made.text
+        return Call(f"/api/v1/rules/{made.json()['id']}{suffix}", json, params)
+
+    return prepare
+
+
+async def queue_job(world: World, action: dict[str, Any]) -> str:
+    """A job on the shared ticket, queued the way the rules service queues one; its id."""
+    deps = world.team.gateway.deps
+    events = firing([action], ticket=world.ticket)
+    job_id = queued(events).job_id
+    await deps.store.append(f"job-{job_id}", events, expected_version=0, metadata=RULES_META)
+    return job_id
+
+
+async def on_a_job(world: World, who: Who) -> Call:
+    return Call(
+        f"/api/v1/jobs/{await queue_job(world, {'type': 'add_tag', 'params': {'tag': 'x'}})}"
+    )
+
+
+async def retry_a_dead_letter(world: World, who: Who) -> Call:
+    """A job refused at once (the shared ticket is open already), dead-lettered for this case."""
+    job_id = await queue_job(world, {"type": "set_status", "params": {"status": "open"}})
+    admin = world.team.client(world.team.admin)
+
+    async def state() -> str:
+        found = await admin.get(f"/api/v1/jobs/{job_id}")
+        return str(found.json().get("state")) if found.status_code == 200 else ""
+
+    await eventually(state, until=lambda s: s == "dead_lettered")
+    return Call(f"/api/v1/jobs/{job_id}/retry")
+
+
+WEBHOOK = {"name": "hook", "kind": "webhook", "url": "https://hooks.example.com/x", "secret": "k"}
+
+
+def on_fresh_webhook(json: Any = None) -> Prepare:
+    async def prepare(world: World, who: Who) -> Call:
+        made = await world.team.client(world.team.admin).post("/api/v1/webhooks", json=WEBHOOK)
+        assert made.status_code == 201, made.text
+        return Call(f"/api/v1/webhooks/{made.json()['id']}", json)
+
+    return prepare
 
 
 INCIDENT = {"type": "incident", "title": "Disk full", "fields": {"service": "db"}}
@@ -264,8 +353,29 @@ ROWS: tuple[Row, ...] = (
         revoke_a_token_of_the_owners,
         case="the owner's token",
     ),
+    Row("GET", "/api/v1/sessions", users(200), fixed("/api/v1/sessions")),
+    Row(
+        "DELETE",
+        "/api/v1/sessions/{session_id}",
+        expect(401, 204, 404, 404, 404),
+        end_a_fresh_session_of_the_owners,
+        case="the owner's session",
+    ),
     Row("GET", "/api/v1/users", admins(200), fixed("/api/v1/users")),
-    Row("PATCH", "/api/v1/users/{user_id}", admins(200), give_the_bystander_a_role),
+    Row(
+        "PATCH",
+        "/api/v1/users/{user_id}",
+        admins(200),
+        give_the_bystander_a_role,
+        case="change a role",
+    ),
+    Row(
+        "PATCH",
+        "/api/v1/users/{user_id}",
+        admins(200),
+        deactivate_someone_new,
+        case="deactivate a user",
+    ),
     Row("GET", "/api/v1/events", admins(200), fixed("/api/v1/events")),
     Row("GET", "/api/v1/stream", users(200), fixed("/api/v1/stream"), streaming=True),
     Row("GET", "/api/v1/ticket-types", users(200), fixed("/api/v1/ticket-types")),
@@ -351,6 +461,39 @@ ROWS: tuple[Row, ...] = (
         case="an open ticket",
     ),
     Row("GET", "/api/v1/tickets/{key}/events", ticket_users(200), on_shared_ticket("/events")),
+    Row("GET", "/api/v1/rules", staff(200), fixed("/api/v1/rules")),
+    Row("POST", "/api/v1/rules", admins(201), fixed("/api/v1/rules", RULE)),
+    Row(
+        "POST",
+        "/api/v1/rules/dry-run",
+        admins(200),
+        fixed("/api/v1/rules/dry-run", {"rule": RULE, "since": SINCE}),
+    ),
+    Row("GET", "/api/v1/rules/templates", staff(200), fixed("/api/v1/rules/templates")),
+    Row(
+        "POST",
+        "/api/v1/rules/templates/{key}",
+        admins(200),
+        fixed("/api/v1/rules/templates/tag-production-deployments"),
+    ),
+    Row("GET", "/api/v1/rules/{id}", staff(200), on_fresh_rule()),
+    Row("PATCH", "/api/v1/rules/{id}", admins(200), on_fresh_rule(json={"name": "Renamed"})),
+    Row("DELETE", "/api/v1/rules/{id}", admins(200), on_fresh_rule()),
+    Row("GET", "/api/v1/rules/{id}/versions", staff(200), on_fresh_rule("/versions")),
+    Row(
+        "GET",
+        "/api/v1/rules/{id}/diff",
+        staff(200),
+        on_fresh_rule("/diff", params={"a": "1", "b": "1", "since": SINCE}),
+    ),
+    Row("GET", "/api/v1/jobs", staff(200), fixed("/api/v1/jobs")),
+    Row("GET", "/api/v1/jobs/{id}", staff(200), on_a_job),
+    Row("POST", "/api/v1/jobs/{id}/retry", staff(200), retry_a_dead_letter),
+    Row("GET", "/api/v1/webhooks", admins(200), fixed("/api/v1/webhooks")),
+    Row("POST", "/api/v1/webhooks", admins(201), fixed("/api/v1/webhooks", WEBHOOK)),
+    Row("GET", "/api/v1/webhooks/{id}", admins(200), on_fresh_webhook()),
+    Row("PATCH", "/api/v1/webhooks/{id}", admins(200), on_fresh_webhook({"name": "Renamed"})),
+    Row("DELETE", "/api/v1/webhooks/{id}", admins(200), on_fresh_webhook()),
 )
 
 CASES = [pytest.param(row, who, id=f"{row.name} as {who}") for row in ROWS for who in Who]
@@ -361,7 +504,23 @@ async def world(
     server_urls: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[World]:
     data_dir = tmp_path_factory.mktemp("authorization")
-    async with team_on_desk(server_urls, data_dir, rate_limits=ROOMY) as team:
+    async with (
+        team_on_desk(server_urls, data_dir, rate_limits=ROOMY) as team,
+        isolated_system(  # the rules service, as its own process of the same deployment
+            team.gateway.deps.settings,
+            str(team.gateway.deps.settings.database_url),
+            server_urls[1],
+            services=(RULES_SERVICE,),
+            replica="rules",
+        ),
+        isolated_system(  # the executor, as its own process of the same deployment
+            team.gateway.deps.settings,
+            str(team.gateway.deps.settings.database_url),
+            server_urls[1],
+            services=(EXECUTOR_SERVICE,),
+            replica="executor",
+        ),
+    ):
         gateway = team.gateway
         bystander = await join(gateway, "bystander@example.com", role="requester", admin=None)
         defined = await team.client(team.admin).post(

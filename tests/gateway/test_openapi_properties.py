@@ -8,14 +8,20 @@ the (blocking) schemathesis run sends real HTTP to it from a worker thread.
 
 Callers are the admin (the first account), by session cookie or, half the time, by API token, so
 the admin-only paths run too; the ticket, ticket-type, user and token path parameters sometimes
-name existing ones. Bounded for CI: a fixed number of examples per operation and generation mode,
-derandomized (the same requests on every run), no shrinking, no example database."""
+name existing ones. About half the valid JSON bodies carry one hostile value in place of one of
+theirs, of the kinds schemathesis never generates and that once answered 500: text with lone
+surrogates, strings of 70 KB to 1.1 MB (past every string bound, the bus's message limit and
+the body limit), and nesting 33 to 400 levels deep. Bounded for CI: a fixed number of examples
+per operation and generation mode, derandomized (the same requests on every run), no
+shrinking, no example database."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
+import copy
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,10 +58,12 @@ from libs.events.embedded import LOCALHOST, free_port
 from libs.events.runtime import Deps
 from libs.events.settings import Settings
 from libs.events.testing import eventually, isolated_system
+from services.executor import app as executor_app
 from services.gateway import app as gateway_app
 from services.gateway.people import ratelimit
 from services.gateway.people.security import SESSION_COOKIE
 from services.people import app as people_app
+from services.rules import app as rules_app
 from services.tickets import app as tickets_app
 from tests.gateway.helpers import PASSWORD, SignedIn
 
@@ -67,6 +75,48 @@ EXCLUDED = {
 }
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 15}
 """Examples per operation and mode: ~30 operations x 40 requests, ~20s."""
+
+
+def nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+LONE_SURROGATES = st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3)
+HOSTILE_VALUES: st.SearchStrategy[Any] = st.one_of(
+    st.tuples(st.text(max_size=8), LONE_SURROGATES, st.text(max_size=8)).map("".join),
+    st.sampled_from([70_000, 300_000, 900_000, 1_100_000]).map(lambda size: "x" * size),
+    st.sampled_from([33, 100, 256, 400]).map(nested),
+)
+"""What schemathesis does not generate (its strings are always UTF-8 encodable and short)."""
+
+
+def _slots(value: Any) -> list[tuple[Any, Any]]:
+    """(container, key or index) of every value nested in `value`, in a stable order."""
+    found: list[tuple[Any, Any]] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        keys = list(item) if isinstance(item, dict) else range(len(item))
+        for key in keys:
+            found.append((item, key))
+            if isinstance(item[key], dict | list):
+                stack.append(item[key])
+    return found
+
+
+def plant(body: Any, hostile: Any, pick: int) -> Any:
+    """`body` (a JSON object or array) with one of its values, chosen by `pick`, replaced by
+    `hostile`; the whole body when it holds none."""
+    body = copy.deepcopy(body)  # the generated value is hypothesis's, not ours to change
+    slots = _slots(body)
+    if not slots:
+        return hostile
+    container, key = slots[pick % len(slots)]
+    container[key] = hostile
+    return body
 
 
 def invalid_body_rejected(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
@@ -166,9 +216,15 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 async def running_system(
     settings: Settings, database_url: str, nats_url: str
 ) -> AsyncIterator[Deps]:
-    """The gateway, the people and the tickets service in one System, as `opsledger dev` runs
-    them."""
-    services = [people_app.SERVICE, gateway_app.SERVICE, tickets_app.SERVICE]
+    """The gateway, the people, the tickets and the rules service in one System, as `opsledger
+    dev` runs them."""
+    services = [
+        people_app.SERVICE,
+        gateway_app.SERVICE,
+        tickets_app.SERVICE,
+        rules_app.SERVICE,
+        executor_app.SERVICE,
+    ]
     async with isolated_system(settings, database_url, nats_url, services=services) as deps:
         yield deps
 
@@ -225,6 +281,7 @@ def _hypothesis_test(
             strategy, operation.as_strategy(generation_mode=mode, path_parameters=fixed)
         )
     checks = CHECKS[mode]
+    planted = mode is GenerationMode.POSITIVE  # negative data is refused anyway, 413 included
 
     @settings(
         max_examples=EXAMPLES[mode],
@@ -235,8 +292,15 @@ def _hypothesis_test(
         suppress_health_check=list(HealthCheck),
         report_multiple_bugs=False,
     )
-    @given(case=strategy, by_token=st.booleans())
-    def run(case: Case[Any], by_token: bool) -> None:
+    @given(
+        case=strategy,
+        by_token=st.booleans(),
+        hostile=st.one_of(st.none(), st.tuples(HOSTILE_VALUES, st.integers(0, 1_000))),
+    )
+    def run(case: Case[Any], by_token: bool, hostile: tuple[Any, int] | None) -> None:
+        if hostile is not None and planted and isinstance(case.body, dict | list):
+            # sent as written: json.dumps escapes a lone surrogate ("\\ud800") as a client would
+            case.body = json.dumps(plant(case.body, *hostile)).encode()
         # a Bearer header, when sent, is the only credential the gateway considers
         headers = {"Authorization": f"Bearer {seeded.token}"} if by_token else {}
         response = case.call_and_validate(
@@ -296,6 +360,8 @@ async def test_every_operation_keeps_its_contract(
     assert not signed_out, f"the run's credentials stopped working: {signed_out}"
     succeeded = [op for op, n in answers.items() if any(200 <= s < 300 for s in n)]
     assert len(succeeded) >= 20, answers
+    # the hostile values were sent: some bodies were over the limit, others refused as invalid
+    assert sum(n[413] for n in answers.values()) >= 5, answers
 
 
 # What the property run found, pinned: each of these answered 500 before.

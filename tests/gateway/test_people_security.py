@@ -3,6 +3,8 @@ gateway's) and the token format (the people contract's)."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from libs.contracts import people as contract
 from services.gateway.people import security
 from services.people import security as passwords
@@ -32,3 +34,13 @@ def test_a_token_carries_its_id() -> None:
     assert contract.parse_token(token) == token_id
     assert contract.parse_token("olt_nothex_x") is None
     assert contract.parse_token("ghp_abc") is None
+
+
+async def test_a_password_is_checked_normalised_then_as_typed() -> None:
+    typed = unicodedata.normalize("NFD", "fenêtre ouverte")
+    current = await passwords.check_password(await passwords.hash_password(typed), typed)
+    assert (current.ok, current.rehash) == (True, False)
+    legacy = await passwords.check_password(passwords.HASHER.hash(typed), typed)
+    assert (legacy.ok, legacy.rehash) == (True, True)
+    wrong = await passwords.check_password(passwords.HASHER.hash(typed), "fenetre ouverte")
+    assert not wrong.ok

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from libs.contracts.people import digest
-from services.gateway.people.security import SESSION_COOKIE, sign_session
+from services.gateway.people.security import HOST_SESSION_COOKIE, SESSION_COOKIE, sign_session
 from services.people import security
 from tests.gateway.helpers import PASSWORD, Gateway, SignedIn, login, register
 
@@ -178,3 +178,26 @@ async def test_the_session_secret_is_stored_only_as_a_digest(
     assert session_secret not in repr([r["data"] for r in rows])
     stored = await gateway.deps.pool.fetchval("SELECT secret_hash FROM gateway.sessions")
     assert stored == digest(session_secret)
+
+
+async def test_over_https_only_the_host_prefixed_cookie_is_the_session(gateway: Gateway) -> None:
+    """A `__Host-` cookie only this host can set (Secure, Path=/, no Domain); a plain-named one,
+    which a sibling host could toss in, is not read over https."""
+    browser = gateway.client(https=True)
+    await register(browser, "host@example.com")
+    header = (await login(browser, "host@example.com")).headers["set-cookie"]
+    assert header.startswith(f"{HOST_SESSION_COOKIE}=")
+    assert "path=/;" in header.lower() + ";" and "domain" not in header.lower()
+    value = browser.cookies.get(HOST_SESSION_COOKIE)
+    assert value is not None
+    assert (await browser.get("/api/v1/me")).status_code == 200
+    tossed = gateway.client(https=True)
+    tossed.cookies.set(SESSION_COOKIE, value)
+    assert (await tossed.get("/api/v1/me")).status_code == 401
+    plain = gateway.client()  # over http the plain name stays the session's
+    plain.cookies.set(HOST_SESSION_COOKIE, value)
+    assert (await plain.get("/api/v1/me")).status_code == 401
+    out = await browser.post("/api/v1/auth/logout")
+    assert out.status_code == 204, out.text
+    assert out.headers["set-cookie"].startswith(f"{HOST_SESSION_COOKIE}=")
+    assert HOST_SESSION_COOKIE not in browser.cookies

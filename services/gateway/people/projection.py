@@ -1,7 +1,9 @@
 """The gateway's read model for authenticating requests: AUTH_PROJECTION applies the people
 service's user.* events to gateway.users (who, and their current role), gateway.sessions and
-gateway.tokens (only digests of their secrets). No password hash ever reaches it. Replayable;
-timestamps come from the envelope so a rebuild equals the live tables.
+gateway.tokens (only digests of their secrets, and when a token expires). No password hash
+ever reaches it. A deactivation ends the user's sessions and tokens here, so they stop working
+at once and stay ended after a reactivation. Replayable; timestamps come from the envelope so a
+rebuild equals the live tables.
 
 It is fed by the bus, and also brought up to each people command the gateway sends before the
 gateway answers (services/gateway/people/calls.py), so the next request sees that write."""
@@ -13,6 +15,8 @@ from libs.events.catalog.people import (
     SessionStarted,
     TokenCreated,
     TokenRevoked,
+    UserDeactivated,
+    UserReactivated,
     UserRegistered,
     UserRoleChanged,
 )
@@ -37,6 +41,30 @@ async def on_user_role_changed(ctx: HandlerContext, event: UserRoleChanged) -> N
     )
 
 
+async def on_user_deactivated(ctx: HandlerContext, event: UserDeactivated) -> None:
+    at = ctx.envelope.recorded_at
+    await ctx.conn.execute(
+        "UPDATE gateway.users SET active = false WHERE user_id = $1", event.user_id
+    )
+    await ctx.conn.execute(
+        "UPDATE gateway.sessions SET ended_at = $2, end_reason = 'deactivated' "
+        "WHERE user_id = $1 AND ended_at IS NULL",
+        event.user_id,
+        at,
+    )
+    await ctx.conn.execute(
+        "UPDATE gateway.tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        event.user_id,
+        at,
+    )
+
+
+async def on_user_reactivated(ctx: HandlerContext, event: UserReactivated) -> None:
+    await ctx.conn.execute(
+        "UPDATE gateway.users SET active = true WHERE user_id = $1", event.user_id
+    )
+
+
 async def on_session_started(ctx: HandlerContext, event: SessionStarted) -> None:
     await ctx.conn.execute(
         "INSERT INTO gateway.sessions (session_id, user_id, secret_hash, started_at, expires_at) "
@@ -46,6 +74,19 @@ async def on_session_started(ctx: HandlerContext, event: SessionStarted) -> None
         event.secret_hash,
         ctx.envelope.recorded_at,
         event.expires_at,
+    )
+    await _end_if_deactivated(ctx, event)
+
+
+async def _end_if_deactivated(ctx: HandlerContext, event: SessionStarted) -> None:
+    """A login that raced a deactivation (checked before it, appended after) starts ended, so
+    a later reactivation does not bring it to life."""
+    await ctx.conn.execute(
+        "UPDATE gateway.sessions SET ended_at = started_at, end_reason = 'deactivated' "
+        "WHERE session_id = $1 AND EXISTS "
+        "(SELECT 1 FROM gateway.users WHERE user_id = $2 AND NOT active)",
+        event.session_id,
+        event.user_id,
     )
 
 
@@ -60,14 +101,27 @@ async def on_session_ended(ctx: HandlerContext, event: SessionEnded) -> None:
 
 async def on_token_created(ctx: HandlerContext, event: TokenCreated) -> None:
     await ctx.conn.execute(
-        "INSERT INTO gateway.tokens (token_id, user_id, name, scopes, token_hash, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO gateway.tokens (token_id, user_id, name, scopes, token_hash, created_at, "
+        "expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         event.token_id,
         event.user_id,
         event.name,
         list(event.scopes),
         event.token_hash,
         ctx.envelope.recorded_at,
+        event.expires_at,
+    )
+    await _revoke_if_deactivated(ctx, event)
+
+
+async def _revoke_if_deactivated(ctx: HandlerContext, event: TokenCreated) -> None:
+    """A token created for a user already deactivated (one that raced the deactivation) starts
+    revoked, as such a session starts ended: a later reactivation does not bring it to life."""
+    await ctx.conn.execute(
+        "UPDATE gateway.tokens SET revoked_at = created_at WHERE token_id = $1 AND EXISTS "
+        "(SELECT 1 FROM gateway.users WHERE user_id = $2 AND NOT active)",
+        event.token_id,
+        event.user_id,
     )
 
 
@@ -84,6 +138,8 @@ AUTH_PROJECTION = Consumer(
     handlers={
         "user.registered": on_user_registered,
         "user.role_changed": on_user_role_changed,
+        "user.deactivated": on_user_deactivated,
+        "user.reactivated": on_user_reactivated,
         "user.session_started": on_session_started,
         "user.session_ended": on_session_ended,
         "user.token_created": on_token_created,

@@ -1,9 +1,11 @@
 """Reads over the gateway's authentication read model: users, live sessions and tokens, and
-the sessions' last use (for idle expiry)."""
+the sessions' last use (for idle expiry). A deactivated user, an ended or expired session and a
+revoked or expired token authenticate nobody (by the database's clock, which replicas share)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeAlias
 
 import asyncpg
@@ -32,8 +34,10 @@ class UserRow:
 
 
 async def user_by_id(db: Db, user_id: str) -> UserRow | None:
+    """The user when active (a deactivated one is nobody to authenticate as)."""
     row = await db.fetchrow(
-        "SELECT user_id, email, name, role FROM gateway.users WHERE user_id = $1", user_id
+        "SELECT user_id, email, name, role FROM gateway.users WHERE user_id = $1 AND active",
+        user_id,
     )
     return UserRow.of(row) if row else None
 
@@ -56,7 +60,7 @@ async def live_session(db: Db, session_id: str) -> LiveSession | None:
         FROM gateway.sessions s
         JOIN gateway.users u ON u.user_id = s.user_id
         LEFT JOIN gateway.session_activity a ON a.session_id = s.session_id
-        WHERE s.session_id = $1 AND s.ended_at IS NULL AND s.expires_at > now()
+        WHERE s.session_id = $1 AND s.ended_at IS NULL AND s.expires_at > now() AND u.active
           AND coalesce(a.last_seen, s.started_at) > now() - make_interval(secs => $2)
         """,
         session_id,
@@ -83,11 +87,13 @@ class TokenRow:
     scopes: list[str]
     token_hash: str
     revoked: bool
+    """No longer usable: revoked (a deactivation revokes them all) or past its expiry."""
 
 
 async def token_by_id(db: Db, token_id: str) -> TokenRow | None:
     row = await db.fetchrow(
-        "SELECT token_id, user_id, scopes, token_hash, revoked_at IS NOT NULL AS revoked "
+        "SELECT token_id, user_id, scopes, token_hash, "
+        "revoked_at IS NOT NULL OR coalesce(expires_at <= now(), false) AS revoked "
         "FROM gateway.tokens WHERE token_id = $1",
         token_id,
     )
@@ -100,3 +106,40 @@ async def token_by_id(db: Db, token_id: str) -> TokenRow | None:
         token_hash=row["token_hash"],
         revoked=row["revoked"],
     )
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    started_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+async def live_sessions(
+    db: Db, user_id: str, *, limit: int, before: tuple[datetime, str] | None = None
+) -> list[SessionRow]:
+    """The user's sessions that still work (the same rule as live_session), newest first: at
+    most `limit`, those after `before` (the started_at and id of the last one of the previous
+    page) in that order."""
+    rows = await db.fetch(
+        """
+        SELECT s.session_id, s.started_at, s.expires_at,
+               coalesce(a.last_seen, s.started_at) AS last_seen
+        FROM gateway.sessions s
+        LEFT JOIN gateway.session_activity a ON a.session_id = s.session_id
+        WHERE s.user_id = $1 AND s.ended_at IS NULL AND s.expires_at > now()
+          AND coalesce(a.last_seen, s.started_at) > now() - make_interval(secs => $2)
+          AND ($3::timestamptz IS NULL OR (s.started_at, s.session_id) < ($3, $4::text))
+        ORDER BY s.started_at DESC, s.session_id DESC
+        LIMIT $5
+        """,
+        user_id,
+        IDLE_TIMEOUT_S,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return [
+        SessionRow(r["session_id"], r["started_at"], r["last_seen"], r["expires_at"]) for r in rows
+    ]

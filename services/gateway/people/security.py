@@ -1,5 +1,6 @@
-"""The gateway's side of credentials: HMAC-signed session cookies, and comparing digests in
-constant time. Token formats and digests are the people contract's (libs/contracts/people.py)."""
+"""The gateway's side of credentials: HMAC-signed session cookies (and their name, `__Host-`
+prefixed over https), and comparing digests in constant time. Token formats and digests are the
+people contract's (libs/contracts/people.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import hmac
 from services.gateway.secret import derive_key
 
 SESSION_COOKIE = "opsledger_session"
+"""The session cookie's name over plain http (development on localhost)."""
+HOST_SESSION_COOKIE = f"__Host-{SESSION_COOKIE}"
+"""Its name over https. Browsers accept a `__Host-` cookie only when Secure, with Path=/ and no
+Domain, from the host itself: a sibling host cannot toss its own session in (OWASP ASVS 5.0
+V3.3.1), so only this name is read on an https request."""
+
+
+def session_cookie(scheme: str) -> str:
+    """The session cookie's name on a request of this scheme (`request.url.scheme`, which
+    follows a trusted proxy's X-Forwarded-Proto)."""
+    return HOST_SESSION_COOKIE if scheme == "https" else SESSION_COOKIE
 
 
 def same(a: str, b: str) -> bool:
