@@ -1,0 +1,60 @@
+"""Events written by the executor service (besides the job.* events of `catalog/rules.py`).
+
+Streams: `webhook-<id>` (a registered outgoing endpoint: registered, changed, removed; its
+`secret` is marked SECRET, so it never leaves the system: the events API and logs redact it)
+and `roundrobin-<group>` (one event per turn of a round-robin assignment over one list of
+users; `<group>` is a SHA-256 over the list, so every rule naming the same list shares its
+rotation, and the stream's version is the turn number, decided by the store).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from libs.events.registry import SECRET, DomainEvent, event
+
+WebhookKind = Literal["webhook", "slack", "discord", "teams", "mattermost"]
+
+
+@event("webhook.registered")
+class WebhookRegistered(DomainEvent):
+    """First event of `webhook-<id>`."""
+
+    webhook_id: str
+    name: str
+    kind: WebhookKind
+    url: Annotated[str, SECRET]
+    """The URL may carry a token (chat incoming webhooks do): secret as a whole."""
+    secret: Annotated[str | None, SECRET] = None
+    events: list[str] | None = None
+    by: str
+
+
+@event("webhook.changed")
+class WebhookChanged(DomainEvent):
+    """A PATCH: the whole endpoint as it now is."""
+
+    webhook_id: str
+    name: str
+    kind: WebhookKind
+    url: Annotated[str, SECRET]
+    secret: Annotated[str | None, SECRET] = None
+    events: list[str] | None = None
+    by: str
+
+
+@event("webhook.removed")
+class WebhookRemoved(DomainEvent):
+    webhook_id: str
+    by: str
+
+
+@event("roundrobin.turn_taken")
+class RoundRobinTurnTaken(DomainEvent):
+    """Job `job_id`'s step `step` took the next turn of its group: `members[(version-1) % n]`."""
+
+    job_id: str
+    step: int = Field(ge=0)
+    members: list[str]

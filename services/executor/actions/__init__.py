@@ -1,0 +1,58 @@
+"""The action registry: one module per action type, each an `Action` (its params model from
+`libs.contracts.rules.ACTION_PARAMS` and `async def run(params, context) -> result`).
+
+`prepare` renders a step's template params over the job's context and validates them with the
+very model the rule was validated with; `ACTIONS` names every action that runs today (the others
+fail their step with a clear, non-retryable error until their module exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from libs.contracts.rules import ACTION_PARAMS, ActionParams
+from libs.templates import TemplateFailed, render, render_json
+from services.executor.actions import add_tag, assign, set_priority, set_status, webhook
+from services.executor.actions.base import Action, ActionContext, StepFailed
+
+__all__ = ["ACTIONS", "Action", "ActionContext", "StepFailed", "prepare"]
+
+ACTIONS: Final[dict[str, Action[Any]]] = {
+    "add_tag": add_tag.ACTION,
+    "set_status": set_status.ACTION,
+    "set_priority": set_priority.ACTION,
+    "assign": assign.ACTION,
+    "webhook": webhook.ACTION,
+}
+
+
+def prepare(action_type: str, raw: Mapping[str, Any], values: Mapping[str, Any]) -> ActionParams:
+    """The step's params, rendered and validated; StepFailed (not retryable) when they cannot
+    be: no retry mends a template that fails or params that do not fit."""
+    action = ACTIONS.get(action_type)
+    if action is None or ACTION_PARAMS.get(action_type) is None:
+        raise StepFailed(f"the {action_type!r} action cannot run yet", retryable=False)
+    params = dict(raw)
+    try:
+        for name in action.params.templates:
+            value = params.get(name)
+            if isinstance(value, str):
+                params[name] = render(value, values)
+            elif value is not None:
+                params[name] = render_json(value, values)
+    except TemplateFailed as exc:
+        raise StepFailed(
+            f"a template of {action_type} failed: {exc.message}", retryable=False
+        ) from None
+    try:
+        validated: ActionParams = action.params.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
+        )
+        raise StepFailed(
+            f"the params of {action_type} are not valid: {problems}", retryable=False
+        ) from None
+    return validated

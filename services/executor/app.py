@@ -1,0 +1,27 @@
+"""The executor as the runtime starts it: its projection, its RPC methods, its worker (which
+claims and runs jobs) and its migrations. Run it as often as you like: replicas compete for
+jobs, and each job runs once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from libs.events.bus import RpcHandler
+from libs.events.runtime import Deps, Service
+from services.executor.api import ExecutorApi
+from services.executor.projection import JOBS_PROJECTION, WEBHOOKS_PROJECTION
+from services.executor.worker import run_worker
+
+
+def rpc_methods(deps: Deps) -> Mapping[str, RpcHandler]:
+    return ExecutorApi(deps).methods()
+
+
+SERVICE = Service(
+    name="executor",
+    consumers=[JOBS_PROJECTION, WEBHOOKS_PROJECTION],
+    rpc=rpc_methods,
+    migrations_dir=Path(__file__).parent / "migrations",
+    background=[run_worker],
+)

@@ -1,0 +1,73 @@
+"""A local HTTP endpoint for the webhook tests: records every request and answers with the
+statuses it is told to (the last one for every later request), or holds a request open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    statuses: list[int] = field(default_factory=lambda: [200])
+    hold_first: bool = False
+    delay_s: float = 0.0
+    """Answer every request this late."""
+    """Never answer the first request (the caller is killed meanwhile)."""
+    received: list[Received] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+    _held: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the receiver is not started")
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def start(self) -> Receiver:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def stop(self) -> None:
+        self._held.set()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            path = lines[0].split(" ")[1]
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            self.received.append(Received(path, headers, body))
+            if self.hold_first and len(self.received) == 1:
+                await self._held.wait()
+                return
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            index = min(len(self.received) - 1, len(self.statuses) - 1)
+            status = self.statuses[index]
+            writer.write(
+                f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".encode()
+            )
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
