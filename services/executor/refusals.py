@@ -4,7 +4,9 @@ The RPC edge (`rpc_edge.py`) maps each code to the status a client sees."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
+
+from libs.events.refusal import DomainRefusal
 
 RefusalCode = Literal[
     "FORBIDDEN",
@@ -16,14 +18,5 @@ RefusalCode = Literal[
 ]
 
 
-class Refusal(Exception):
+class Refusal(DomainRefusal[RefusalCode]):
     """The service will not do what was asked, and says why."""
-
-    def __init__(self, code: RefusalCode, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code: RefusalCode = code
-        self.message = message
-        self.details = details
-
-    def __repr__(self) -> str:
-        return f"Refusal({self.code!r}, {self.message!r})"

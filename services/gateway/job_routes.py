@@ -4,7 +4,7 @@ which are never shown with their secret or a token in their URL. No executor log
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, ValidationError
@@ -12,45 +12,20 @@ from pydantic import BaseModel, ValidationError
 from libs.contracts import jobs as contract
 from libs.contracts.jobs import JOB_ID, MAX_PAGE, WEBHOOK_ID
 from libs.contracts.rules import JobOut, JobState
-from libs.events.contract import Method, ask
 from libs.events.errors import ServiceError
-from services.gateway.auth import AdminUser, Principal, StaffUser
+from services.gateway.auth import AdminUser, StaffUser
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_responses
+from services.gateway.forwarding import Cursor, Short, ask_as, request_of
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"], responses=error_responses(502, 503, 504))
 
 JobId = Annotated[str, Path(pattern=JOB_ID, description="a job's id (64 hex digits)")]
 WebhookId = Annotated[str, Path(pattern=WEBHOOK_ID, description="a webhook endpoint's id")]
-Short = Annotated[str | None, Query(max_length=200)]
-Cursor = Annotated[
-    str | None, Query(max_length=500, description="next_cursor of the previous page")
-]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="the most items on this page")]
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
-
-
-async def _ask(
-    deps: DepsDep, request: Request, who: Principal, method: Method[In, Out], body: In
-) -> Out:
-    return await ask(
-        deps.rpc,
-        method,
-        body,
-        actor=who.actor,
-        role=who.role.value,
-        on_behalf_of=who.user_id,
-        correlation_id=request.headers.get("x-correlation-id"),
-    )
-
-
-def _request(model: type[In], **values: Any) -> In:
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise ServiceError.from_validation(exc) from None
 
 
 @router.get("/jobs")
@@ -65,31 +40,33 @@ async def list_jobs(
     cursor: Cursor = None,
 ) -> contract.JobPage:
     """Jobs, newest first, by state, ticket key and rule id."""
-    query = _request(
+    query = request_of(
         contract.JobsListIn, state=state, ticket=ticket, rule=rule, limit=limit, cursor=cursor
     )
-    return await _ask(deps, request, who, contract.JOBS_LIST, query)
+    return await ask_as(deps, request, who, contract.JOBS_LIST, query)
 
 
 @router.get("/jobs/{id}")
 async def get_job(deps: DepsDep, request: Request, who: StaffUser, id: JobId) -> contract.JobDetail:
     """A job and its history: every state change, attempt and error, in order."""
-    return await _ask(deps, request, who, contract.JOBS_GET, _request(contract.JobIdIn, id=id))
+    return await ask_as(deps, request, who, contract.JOBS_GET, request_of(contract.JobIdIn, id=id))
 
 
 @router.post("/jobs/{id}/retry")
 async def retry_job(deps: DepsDep, request: Request, who: StaffUser, id: JobId) -> JobOut:
     """Run a dead-lettered job again, with a fresh budget of attempts (409 NOT_DEAD_LETTERED
     for a job in any other state)."""
-    return await _ask(deps, request, who, contract.JOBS_RETRY, _request(contract.JobIdIn, id=id))
+    return await ask_as(
+        deps, request, who, contract.JOBS_RETRY, request_of(contract.JobIdIn, id=id)
+    )
 
 
 @router.get("/webhooks")
 async def list_webhooks(
     deps: DepsDep, request: Request, who: AdminUser, limit: PageLimit = 100, cursor: Cursor = None
 ) -> contract.WebhookPage:
-    page = _request(contract.WebhooksListIn, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.WEBHOOKS_LIST, page)
+    page = request_of(contract.WebhooksListIn, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.WEBHOOKS_LIST, page)
 
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED)
@@ -97,16 +74,16 @@ async def create_webhook(
     deps: DepsDep, request: Request, who: AdminUser, body: contract.WebhookIn
 ) -> contract.WebhookOut:
     """Register an outgoing endpoint; its secret signs what is sent (`X-OpsLedger-Signature`)."""
-    made = _request(contract.WebhookCreateIn, **body.model_dump())
-    return await _ask(deps, request, who, contract.WEBHOOKS_CREATE, made)
+    made = request_of(contract.WebhookCreateIn, **body.model_dump())
+    return await ask_as(deps, request, who, contract.WEBHOOKS_CREATE, made)
 
 
 @router.get("/webhooks/{id}")
 async def get_webhook(
     deps: DepsDep, request: Request, who: AdminUser, id: WebhookId
 ) -> contract.WebhookOut:
-    return await _ask(
-        deps, request, who, contract.WEBHOOKS_GET, _request(contract.WebhookIdIn, id=id)
+    return await ask_as(
+        deps, request, who, contract.WEBHOOKS_GET, request_of(contract.WebhookIdIn, id=id)
     )
 
 
@@ -119,13 +96,13 @@ async def update_webhook(
         changes = contract.update_of(id, body)
     except ValidationError as exc:
         raise ServiceError.from_validation(exc) from None
-    return await _ask(deps, request, who, contract.WEBHOOKS_UPDATE, changes)
+    return await ask_as(deps, request, who, contract.WEBHOOKS_UPDATE, changes)
 
 
 @router.delete("/webhooks/{id}")
 async def delete_webhook(
     deps: DepsDep, request: Request, who: AdminUser, id: WebhookId
 ) -> contract.Removed:
-    return await _ask(
-        deps, request, who, contract.WEBHOOKS_DELETE, _request(contract.WebhookIdIn, id=id)
+    return await ask_as(
+        deps, request, who, contract.WEBHOOKS_DELETE, request_of(contract.WebhookIdIn, id=id)
     )

@@ -11,23 +11,20 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Path, Query, Request, status
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from libs.contracts import rules as contract
 from libs.contracts.rules import MAX_PAGE, RULE_ID, TEMPLATE_KEY
-from libs.events.contract import Method, ask
 from libs.events.errors import ServiceError
 from libs.events.inputs import input_problem
-from services.gateway.auth import AdminUser, Principal, StaffUser
+from services.gateway.auth import AdminUser, StaffUser
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_responses
+from services.gateway.forwarding import Cursor, ask_as, request_of
 
 router = APIRouter(prefix="/api/v1", tags=["rules"], responses=error_responses(502, 503, 504))
 
 RuleIdPath = Annotated[str, Path(pattern=RULE_ID, description="a rule's id")]
-Cursor = Annotated[
-    str | None, Query(max_length=500, description="next_cursor of the previous page")
-]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="the most items on this page")]
 EXAMPLE: dict[str, Any] = {
     "name": "Tag production deployments",
@@ -63,27 +60,6 @@ class DryRunBody(BaseModel):
     since: datetime
 
 
-async def _ask(
-    deps: DepsDep, request: Request, who: Principal, method: Method[In, Out], body: In
-) -> Out:
-    return await ask(
-        deps.rpc,
-        method,
-        body,
-        actor=who.actor,
-        role=who.role.value,
-        on_behalf_of=who.user_id,
-        correlation_id=request.headers.get("x-correlation-id"),
-    )
-
-
-def _request(model: type[In], **values: Any) -> In:
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise ServiceError.from_validation(exc) from None
-
-
 def _rule_object(value: Any, path: str = "rule") -> dict[str, Any]:
     """The raw rule, which must at least be a JSON object that can be stored to be checked."""
     problem = input_problem(value)
@@ -110,8 +86,8 @@ async def list_rules(
     deps: DepsDep, request: Request, who: StaffUser, limit: PageLimit = 50, cursor: Cursor = None
 ) -> contract.RulePage:
     """Rules that are not archived, a page at a time."""
-    page = _request(contract.ListRulesIn, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.LIST, page)
+    page = request_of(contract.ListRulesIn, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.LIST, page)
 
 
 @router.post("/rules", status_code=status.HTTP_201_CREATED, openapi_extra=AN_OBJECT)
@@ -119,8 +95,8 @@ async def create_rule(
     deps: DepsDep, request: Request, who: AdminUser, body: RuleJson
 ) -> contract.RuleOut:
     """Version 1 of a new rule; 422 INVALID_RULE lists every error with its path."""
-    made = _request(contract.CreateRuleIn, definition=_rule_object(body))
-    return await _ask(deps, request, who, contract.CREATE, made)
+    made = request_of(contract.CreateRuleIn, definition=_rule_object(body))
+    return await ask_as(deps, request, who, contract.CREATE, made)
 
 
 @router.post("/rules/dry-run")
@@ -129,17 +105,17 @@ async def dry_run(
 ) -> contract.DryRunOut:
     """What the draft rule would have fired on over the events stored since `since` (at most
     5,000 of them; `truncated` says when there were more). Writes nothing."""
-    draft = _request(
+    draft = request_of(
         contract.DryRunIn, rule=_rule_object(body.rule), since=_instant(body.since, "since")
     )
-    return await _ask(deps, request, who, contract.DRY_RUN, draft)
+    return await ask_as(deps, request, who, contract.DRY_RUN, draft)
 
 
 # before /rules/{id}, which would take "templates" for a rule's id
 @router.get("/rules/templates")
 async def list_templates(deps: DepsDep, request: Request, who: StaffUser) -> contract.TemplateList:
     """The rules that ship disabled, and whether each is enabled yet."""
-    return await _ask(deps, request, who, contract.TEMPLATES, contract.NoArgs())
+    return await ask_as(deps, request, who, contract.TEMPLATES, contract.NoArgs())
 
 
 @router.post("/rules/templates/{key}", openapi_extra=AN_OBJECT)
@@ -155,15 +131,15 @@ async def enable_template(
     """Enable a template: its rule (`template-<key>`) is made if need be, with the keys given
     replacing the template's, and enabled."""
     changes = None if body is None else _rule_object(body)
-    enable = _request(contract.TemplateKeyIn, key=key, changes=changes)
-    return await _ask(deps, request, who, contract.ENABLE_TEMPLATE, enable)
+    enable = request_of(contract.TemplateKeyIn, key=key, changes=changes)
+    return await ask_as(deps, request, who, contract.ENABLE_TEMPLATE, enable)
 
 
 @router.get("/rules/{id}")
 async def get_rule(
     deps: DepsDep, request: Request, who: StaffUser, id: RuleIdPath
 ) -> contract.RuleOut:
-    return await _ask(deps, request, who, contract.GET, _request(contract.RuleIdIn, id=id))
+    return await ask_as(deps, request, who, contract.GET, request_of(contract.RuleIdIn, id=id))
 
 
 @router.patch("/rules/{id}", openapi_extra=AN_OBJECT)
@@ -172,8 +148,8 @@ async def update_rule(
 ) -> contract.RuleOut:
     """The keys given replace the rule's; a changed definition is a new version (the jobs of
     the old one keep naming it), a changed `enabled` enables or disables it."""
-    changes = _request(contract.UpdateRuleIn, id=id, changes=_rule_object(body))
-    return await _ask(deps, request, who, contract.UPDATE, changes)
+    changes = request_of(contract.UpdateRuleIn, id=id, changes=_rule_object(body))
+    return await ask_as(deps, request, who, contract.UPDATE, changes)
 
 
 @router.delete("/rules/{id}")
@@ -181,7 +157,7 @@ async def delete_rule(
     deps: DepsDep, request: Request, who: AdminUser, id: RuleIdPath
 ) -> contract.RuleOut:
     """Disable and archive the rule: it no longer fires or lists; its history stays."""
-    return await _ask(deps, request, who, contract.ARCHIVE, _request(contract.RuleIdIn, id=id))
+    return await ask_as(deps, request, who, contract.ARCHIVE, request_of(contract.RuleIdIn, id=id))
 
 
 @router.get("/rules/{id}/versions")
@@ -193,8 +169,8 @@ async def rule_versions(
     limit: PageLimit = 50,
     cursor: Cursor = None,
 ) -> contract.RuleVersionPage:
-    page = _request(contract.VersionsIn, id=id, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.VERSIONS, page)
+    page = request_of(contract.VersionsIn, id=id, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.VERSIONS, page)
 
 
 @router.get("/rules/{id}/diff")
@@ -209,5 +185,5 @@ async def diff_rule(
 ) -> contract.DiffOut:
     """What each of two versions would have fired on over the same history, and where they
     differ."""
-    query = _request(contract.DiffIn, id=id, a=a, b=b, since=_instant(since, "since"))
-    return await _ask(deps, request, who, contract.DIFF, query)
+    query = request_of(contract.DiffIn, id=id, a=a, b=b, since=_instant(since, "since"))
+    return await ask_as(deps, request, who, contract.DIFF, query)

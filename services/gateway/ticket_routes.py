@@ -12,17 +12,17 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from libs.contracts import tickets as contract
 from libs.contracts.tickets import MAX_EXPORT_PAGE, MAX_PAGE, TICKET_KEY, TYPE_KEY
 from libs.events.catalog.tickets import TicketPriority, TicketStatus
-from libs.events.contract import Method, ask
 from libs.events.errors import ServiceError
-from services.gateway.auth import AdminUser, CurrentUser, Principal, StaffUser
+from services.gateway.auth import AdminUser, CurrentUser, StaffUser
 from services.gateway.csv_pages import csv_pages
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_responses
+from services.gateway.forwarding import Cursor, Short, ask_as, request_of
 from services.gateway.people.quotas import (
     COMMENTS_QUOTA,
     QUOTA_RESPONSES,
@@ -35,10 +35,6 @@ router = APIRouter(prefix="/api/v1", tags=["tickets"], responses=error_responses
 
 Key = Annotated[str, Path(pattern=TICKET_KEY, description="ticket key, e.g. OPS-42")]
 TypeKey = Annotated[str, Path(pattern=TYPE_KEY)]
-Short = Annotated[str | None, Query(max_length=200)]
-Cursor = Annotated[
-    str | None, Query(max_length=500, description="next_cursor of the previous page")
-]
 
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="the most items on this page")]
 
@@ -46,30 +42,8 @@ In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
 
 
-async def _ask(
-    deps: DepsDep, request: Request, who: Principal, method: Method[In, Out], body: In
-) -> Out:
-    return await ask(
-        deps.rpc,
-        method,
-        body,
-        actor=who.actor,
-        role=who.role.value,
-        on_behalf_of=who.user_id,
-        correlation_id=request.headers.get("x-correlation-id"),
-    )
-
-
-def _request(model: type[In], **values: Any) -> In:
-    """The RPC request from the path, query and body; refused as the service would refuse it."""
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        raise ServiceError.from_validation(exc) from None
-
-
 def _keyed(model: type[In], key: str, body: BaseModel) -> In:
-    return _request(model, key=key, **body.model_dump())
+    return request_of(model, key=key, **body.model_dump())
 
 
 WRITE_LIMITED: dict[str, Any] = {
@@ -87,22 +61,24 @@ async def list_types(
     limit: PageLimit = 100,
     cursor: Cursor = None,
 ) -> contract.TicketTypePage:
-    page = _request(contract.TypesListIn, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.TYPES_LIST, page)
+    page = request_of(contract.TypesListIn, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.TYPES_LIST, page)
 
 
 @router.post("/ticket-types", status_code=status.HTTP_201_CREATED, **WRITE_LIMITED)
 async def create_type(
     deps: DepsDep, request: Request, who: AdminUser, body: contract.TicketTypeIn
 ) -> contract.TicketTypeOut:
-    return await _ask(deps, request, who, contract.TYPES_CREATE, body)
+    return await ask_as(deps, request, who, contract.TYPES_CREATE, body)
 
 
 @router.get("/ticket-types/{key}")
 async def get_type(
     deps: DepsDep, request: Request, who: CurrentUser, key: TypeKey
 ) -> contract.TicketTypeOut:
-    return await _ask(deps, request, who, contract.TYPES_GET, _request(contract.TypeGetIn, key=key))
+    return await ask_as(
+        deps, request, who, contract.TYPES_GET, request_of(contract.TypeGetIn, key=key)
+    )
 
 
 @router.put("/ticket-types/{key}", **WRITE_LIMITED)
@@ -111,7 +87,7 @@ async def update_type(
 ) -> contract.TicketTypeOut:
     """Publish a new version of the type's field schema; existing tickets keep theirs."""
     revise = _keyed(contract.ReviseTypeIn, key, body)
-    return await _ask(deps, request, who, contract.TYPES_UPDATE, revise)
+    return await ask_as(deps, request, who, contract.TYPES_UPDATE, revise)
 
 
 @router.post(
@@ -123,7 +99,7 @@ async def update_type(
 async def create_ticket(
     deps: DepsDep, request: Request, who: CurrentUser, body: contract.TicketIn
 ) -> contract.TicketOut:
-    return await _ask(deps, request, who, contract.CREATE, body)
+    return await ask_as(deps, request, who, contract.CREATE, body)
 
 
 def _filters(
@@ -160,8 +136,8 @@ async def list_tickets(
 ) -> contract.TicketPage:
     """Tickets matching every filter given; requesters see only their own."""
     filters = _filters(status, type, priority, assignee, tag, q)
-    query = _request(contract.ListIn, **filters, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.LIST, query)
+    query = request_of(contract.ListIn, **filters, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.LIST, query)
 
 
 CSV: dict[int | str, dict[str, Any]] = {
@@ -188,8 +164,8 @@ async def export_tickets(
     filters = _filters(status, type, priority, assignee, tag, q)
 
     async def page(cursor: str | None, limit: int) -> contract.CsvExport:
-        query = _request(contract.ExportIn, **filters, limit=limit, cursor=cursor)
-        return await _ask(deps, request, who, contract.EXPORT, query)
+        query = request_of(contract.ExportIn, **filters, limit=limit, cursor=cursor)
+        return await ask_as(deps, request, who, contract.EXPORT, query)
 
     first = await page(None, MAX_EXPORT_PAGE)
     return StreamingResponse(
@@ -204,7 +180,7 @@ async def bulk(
     deps: DepsDep, request: Request, who: StaffUser, body: contract.BulkIn
 ) -> contract.BulkOut:
     """Assign or close many tickets; each gets its own result (locked ones are refused)."""
-    return await _ask(deps, request, who, contract.BULK, body)
+    return await ask_as(deps, request, who, contract.BULK, body)
 
 
 @router.get("/tickets/{key}")
@@ -219,8 +195,8 @@ async def get_ticket(
         raise ServiceError(
             422, "VALIDATION_ERROR", "as_of needs a timezone", {"as_of": "no timezone"}
         )
-    return await _ask(
-        deps, request, who, contract.GET, _request(contract.GetIn, key=key, as_of=as_of)
+    return await ask_as(
+        deps, request, who, contract.GET, request_of(contract.GetIn, key=key, as_of=as_of)
     )
 
 
@@ -231,7 +207,7 @@ async def change_status(
     """Staff move tickets through the transition table; a requester may only reopen their own.
     409 PENDING_APPROVAL while a gated action waits; 409 INVALID_TRANSITION otherwise."""
     change = _keyed(contract.ChangeStatusIn, key, body)
-    return await _ask(deps, request, who, contract.CHANGE_STATUS, change)
+    return await ask_as(deps, request, who, contract.CHANGE_STATUS, change)
 
 
 @router.post("/tickets/{key}/assign", **WRITE_LIMITED)
@@ -239,7 +215,7 @@ async def assign(
     deps: DepsDep, request: Request, who: StaffUser, key: Key, body: contract.AssignIn
 ) -> contract.TicketOut:
     assignment = _keyed(contract.AssignTicketIn, key, body)
-    return await _ask(deps, request, who, contract.ASSIGN, assignment)
+    return await ask_as(deps, request, who, contract.ASSIGN, assignment)
 
 
 @router.post("/tickets/{key}/priority", **WRITE_LIMITED)
@@ -247,14 +223,16 @@ async def set_priority(
     deps: DepsDep, request: Request, who: StaffUser, key: Key, body: contract.PriorityIn
 ) -> contract.TicketOut:
     change = _keyed(contract.SetPriorityIn, key, body)
-    return await _ask(deps, request, who, contract.SET_PRIORITY, change)
+    return await ask_as(deps, request, who, contract.SET_PRIORITY, change)
 
 
 @router.post("/tickets/{key}/tags", **WRITE_LIMITED)
 async def add_tag(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.TagIn
 ) -> contract.TicketOut:
-    return await _ask(deps, request, who, contract.ADD_TAG, _keyed(contract.TagTicketIn, key, body))
+    return await ask_as(
+        deps, request, who, contract.ADD_TAG, _keyed(contract.TagTicketIn, key, body)
+    )
 
 
 @router.delete("/tickets/{key}/tags", **WRITE_LIMITED)
@@ -265,8 +243,8 @@ async def remove_tag(
     key: Key,
     tag: Annotated[str, Query(min_length=1, max_length=50)],
 ) -> contract.TicketOut:
-    untag = _request(contract.TagTicketIn, key=key, tag=tag)
-    return await _ask(deps, request, who, contract.REMOVE_TAG, untag)
+    untag = request_of(contract.TagTicketIn, key=key, tag=tag)
+    return await ask_as(deps, request, who, contract.REMOVE_TAG, untag)
 
 
 @router.post(
@@ -280,7 +258,7 @@ async def comment(
 ) -> contract.CommentOut:
     """Internal comments are for staff and hidden from requesters."""
     new = _keyed(contract.AddCommentIn, key, body)
-    return await _ask(deps, request, who, contract.COMMENT, new)
+    return await ask_as(deps, request, who, contract.COMMENT, new)
 
 
 @router.get("/tickets/{key}/comments")
@@ -293,15 +271,15 @@ async def comments(
     cursor: Cursor = None,
 ) -> contract.CommentPage:
     """The ticket's comments in order, a page at a time."""
-    page = _request(contract.CommentsIn, key=key, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.COMMENTS, page)
+    page = request_of(contract.CommentsIn, key=key, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.COMMENTS, page)
 
 
 @router.post("/tickets/{key}/relations", **WRITE_LIMITED)
 async def relate(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.RelationIn
 ) -> contract.TicketOut:
-    return await _ask(deps, request, who, contract.RELATE, _keyed(contract.RelateIn, key, body))
+    return await ask_as(deps, request, who, contract.RELATE, _keyed(contract.RelateIn, key, body))
 
 
 @router.post("/tickets/{key}/rating", **WRITE_LIMITED)
@@ -309,7 +287,7 @@ async def rate(
     deps: DepsDep, request: Request, who: CurrentUser, key: Key, body: contract.RatingIn
 ) -> contract.TicketOut:
     """Its requester rates a resolved or closed ticket, once."""
-    return await _ask(deps, request, who, contract.RATE, _keyed(contract.RateIn, key, body))
+    return await ask_as(deps, request, who, contract.RATE, _keyed(contract.RateIn, key, body))
 
 
 @router.get("/tickets/{key}/events")
@@ -323,5 +301,5 @@ async def audit_trail(
 ) -> contract.AuditPage:
     """Every event of the ticket in order, with actor, time and what changed, a page at a
     time."""
-    page = _request(contract.EventsIn, key=key, limit=limit, cursor=cursor)
-    return await _ask(deps, request, who, contract.EVENTS, page)
+    page = request_of(contract.EventsIn, key=key, limit=limit, cursor=cursor)
+    return await ask_as(deps, request, who, contract.EVENTS, page)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from libs.contracts.rules import RuleErrorDetail
+from libs.events.refusal import DomainRefusal
 
 RefusalCode = Literal[
     "INVALID_RULE",
@@ -22,17 +23,8 @@ RefusalCode = Literal[
 ]
 
 
-class Refusal(Exception):
+class Refusal(DomainRefusal[RefusalCode]):
     """The service will not do what was asked, and says why."""
-
-    def __init__(self, code: RefusalCode, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code: RefusalCode = code
-        self.message = message
-        self.details = details
-
-    def __repr__(self) -> str:
-        return f"Refusal({self.code!r}, {self.message!r})"
 
 
 class InvalidRule(Refusal):

@@ -5,7 +5,9 @@ every code the service refuses with, so that table cannot miss one."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
+
+from libs.events.refusal import DomainRefusal
 
 RefusalCode = Literal[
     "FORBIDDEN",
@@ -28,17 +30,8 @@ RefusalCode = Literal[
 ]
 
 
-class Refusal(Exception):
+class Refusal(DomainRefusal[RefusalCode]):
     """The service will not do what was asked, and says why (raised, or recorded in a Decision)."""
-
-    def __init__(self, code: RefusalCode, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code: RefusalCode = code
-        self.message = message
-        self.details = details
-
-    def __repr__(self) -> str:
-        return f"Refusal({self.code!r}, {self.message!r})"
 
 
 def forbidden(message: str) -> Refusal:
