@@ -10,13 +10,14 @@ gateway answers (services/gateway/people/calls.py), so the next request sees tha
 
 from __future__ import annotations
 
+from libs.contracts.people_access import (
+    access_handlers,
+    end_session_if_inactive,
+    revoke_token_if_inactive,
+)
 from libs.events.catalog.people import (
-    SessionEnded,
     SessionStarted,
     TokenCreated,
-    TokenRevoked,
-    UserDeactivated,
-    UserReactivated,
     UserRegistered,
     UserRoleChanged,
 )
@@ -41,30 +42,6 @@ async def on_user_role_changed(ctx: HandlerContext, event: UserRoleChanged) -> N
     )
 
 
-async def on_user_deactivated(ctx: HandlerContext, event: UserDeactivated) -> None:
-    at = ctx.envelope.recorded_at
-    await ctx.conn.execute(
-        "UPDATE gateway.users SET active = false WHERE user_id = $1", event.user_id
-    )
-    await ctx.conn.execute(
-        "UPDATE gateway.sessions SET ended_at = $2, end_reason = 'deactivated' "
-        "WHERE user_id = $1 AND ended_at IS NULL",
-        event.user_id,
-        at,
-    )
-    await ctx.conn.execute(
-        "UPDATE gateway.tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
-        event.user_id,
-        at,
-    )
-
-
-async def on_user_reactivated(ctx: HandlerContext, event: UserReactivated) -> None:
-    await ctx.conn.execute(
-        "UPDATE gateway.users SET active = true WHERE user_id = $1", event.user_id
-    )
-
-
 async def on_session_started(ctx: HandlerContext, event: SessionStarted) -> None:
     await ctx.conn.execute(
         "INSERT INTO gateway.sessions (session_id, user_id, secret_hash, started_at, expires_at) "
@@ -75,28 +52,7 @@ async def on_session_started(ctx: HandlerContext, event: SessionStarted) -> None
         ctx.envelope.recorded_at,
         event.expires_at,
     )
-    await _end_if_deactivated(ctx, event)
-
-
-async def _end_if_deactivated(ctx: HandlerContext, event: SessionStarted) -> None:
-    """A login that raced a deactivation (checked before it, appended after) starts ended, so
-    a later reactivation does not bring it to life."""
-    await ctx.conn.execute(
-        "UPDATE gateway.sessions SET ended_at = started_at, end_reason = 'deactivated' "
-        "WHERE session_id = $1 AND EXISTS "
-        "(SELECT 1 FROM gateway.users WHERE user_id = $2 AND NOT active)",
-        event.session_id,
-        event.user_id,
-    )
-
-
-async def on_session_ended(ctx: HandlerContext, event: SessionEnded) -> None:
-    await ctx.conn.execute(
-        "UPDATE gateway.sessions SET ended_at = $2, end_reason = $3 WHERE session_id = $1",
-        event.session_id,
-        ctx.envelope.recorded_at,
-        event.reason,
-    )
+    await end_session_if_inactive(ctx, "gateway", event.session_id, event.user_id)
 
 
 async def on_token_created(ctx: HandlerContext, event: TokenCreated) -> None:
@@ -111,39 +67,17 @@ async def on_token_created(ctx: HandlerContext, event: TokenCreated) -> None:
         ctx.envelope.recorded_at,
         event.expires_at,
     )
-    await _revoke_if_deactivated(ctx, event)
-
-
-async def _revoke_if_deactivated(ctx: HandlerContext, event: TokenCreated) -> None:
-    """A token created for a user already deactivated (one that raced the deactivation) starts
-    revoked, as such a session starts ended: a later reactivation does not bring it to life."""
-    await ctx.conn.execute(
-        "UPDATE gateway.tokens SET revoked_at = created_at WHERE token_id = $1 AND EXISTS "
-        "(SELECT 1 FROM gateway.users WHERE user_id = $2 AND NOT active)",
-        event.token_id,
-        event.user_id,
-    )
-
-
-async def on_token_revoked(ctx: HandlerContext, event: TokenRevoked) -> None:
-    await ctx.conn.execute(
-        "UPDATE gateway.tokens SET revoked_at = $2 WHERE token_id = $1",
-        event.token_id,
-        ctx.envelope.recorded_at,
-    )
+    await revoke_token_if_inactive(ctx, "gateway", event.token_id, event.user_id)
 
 
 AUTH_PROJECTION = Consumer(
     name="gateway-people",  # the name it had when the gateway owned people: its checkpoints
     handlers={
+        **access_handlers("gateway"),
         "user.registered": on_user_registered,
         "user.role_changed": on_user_role_changed,
-        "user.deactivated": on_user_deactivated,
-        "user.reactivated": on_user_reactivated,
         "user.session_started": on_session_started,
-        "user.session_ended": on_session_ended,
         "user.token_created": on_token_created,
-        "user.token_revoked": on_token_revoked,
     },
     tables=("gateway.users", "gateway.sessions", "gateway.tokens"),
 )
