@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from libs.contracts.rules import MAX_DRY_RUN_EVENTS, DryRunMatch
+from libs.events.catalog.tickets import TICKET_EVENTS
 from libs.events.envelope import Envelope, stream_category
 from libs.events.registry import REGISTRY
 from libs.events.runtime import Deps
 from services.rules import queries
 from services.rules.domain import RuleVersion, fires
-from services.rules.tickets import TICKET_EVENTS, fold
+from services.rules.tickets import fold
 from services.rules.triggers import TRIGGERS, ticket_of
 
 _TICKET_TYPES = [cls.event_type for cls in TICKET_EVENTS]

@@ -18,10 +18,11 @@ from libs.events.catalog.rules import (
     RuleEnabled,
     RuleRevised,
 )
+from libs.events.catalog.tickets import TICKET_EVENTS
 from libs.events.consumers import Consumer, Handler, HandlerContext
 from libs.events.registry import REGISTRY, DomainEvent
 from services.rules import firing, queries
-from services.rules.tickets import TICKET_EVENTS, Ticket, evolve, fold
+from services.rules.tickets import Ticket, evolve, fold
 from services.rules.triggers import TRIGGERS, ticket_of, triggers_of
 
 

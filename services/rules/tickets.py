@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from libs.events.catalog.tickets import (
     TicketApprovalDecided,
     TicketApprovalRequested,
     TicketAssigned,
     TicketChangeRefused,
-    TicketCommented,
     TicketCreated,
     TicketPriorityChanged,
-    TicketRated,
-    TicketRelated,
     TicketStatusChanged,
     TicketTagged,
     TicketUntagged,
@@ -25,22 +22,6 @@ from libs.events.catalog.tickets import (
 from libs.events.registry import DomainEvent
 
 Ticket = dict[str, Any]
-
-TICKET_EVENTS: Final[tuple[type[DomainEvent], ...]] = (
-    TicketCreated,
-    TicketStatusChanged,
-    TicketChangeRefused,
-    TicketAssigned,
-    TicketPriorityChanged,
-    TicketTagged,
-    TicketUntagged,
-    TicketCommented,
-    TicketRelated,
-    TicketRated,
-    TicketApprovalRequested,
-    TicketApprovalDecided,
-)
-"""Every event of a ticket's stream: each leaves a snapshot (a comment too, for its trigger)."""
 
 
 def evolve(

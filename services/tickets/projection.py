@@ -9,40 +9,14 @@ from typing import Any
 
 from libs.events.catalog.people import UserRegistered, UserRoleChanged
 from libs.events.catalog.tickets import (
-    TicketApprovalDecided,
-    TicketApprovalRequested,
-    TicketAssigned,
-    TicketChangeRefused,
+    TICKET_EVENTS,
     TicketCommented,
-    TicketCreated,
-    TicketPriorityChanged,
-    TicketRated,
-    TicketRelated,
-    TicketStatusChanged,
-    TicketTagged,
     TicketTypeDefined,
     TicketTypeRevised,
-    TicketUntagged,
 )
 from libs.events.consumers import Consumer, Handler, HandlerContext
 from libs.events.registry import DomainEvent
 from services.tickets.state import TicketState, evolve
-
-TICKET_EVENTS: tuple[type[DomainEvent], ...] = (
-    TicketCreated,
-    TicketStatusChanged,
-    TicketChangeRefused,
-    TicketAssigned,
-    TicketPriorityChanged,
-    TicketTagged,
-    TicketUntagged,
-    TicketCommented,
-    TicketRelated,
-    TicketRated,
-    TicketApprovalRequested,
-    TicketApprovalDecided,
-)
-"""Every event a ticket's stream may hold that changes what the API shows."""
 
 _UPSERT = """
 INSERT INTO tickets.tickets (key, number, type, type_version, title, description, status,

@@ -151,3 +151,21 @@ class TicketApprovalDecided(DomainEvent):
     decision: Decision
     decided_by: str | None = None
     reason: str | None = None
+
+
+TICKET_EVENTS: tuple[type[DomainEvent], ...] = (
+    TicketCreated,
+    TicketStatusChanged,
+    TicketChangeRefused,
+    TicketAssigned,
+    TicketPriorityChanged,
+    TicketTagged,
+    TicketUntagged,
+    TicketCommented,
+    TicketRelated,
+    TicketRated,
+    TicketApprovalRequested,
+    TicketApprovalDecided,
+)
+"""Every event a ticket's stream (`ticket-<key>`) may hold: what each read model of tickets
+(the tickets service's, the rules service's) folds. A new ticket event is added here once."""
