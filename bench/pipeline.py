@@ -4,7 +4,11 @@ recorded by Postgres, so one clock), at fixed offered rates; then jobs/s at satu
 them, in the same run: a raw JetStream three-hop chain (publish -> consume -> publish -> consume
 -> publish -> consume) at the same rates, and raw Postgres commits/s.
 
-    .venv/bin/python -m bench.pipeline [--quick]
+    .venv/bin/python -m bench.pipeline [--quick] [--processes]
+
+`--processes` runs each service as its own `opsledger run SERVICE` process (as Compose does);
+on a two-core machine that is slower than one process (five processes and Postgres share the
+cores), so the default keeps the services in the bench's process.
 """
 
 from __future__ import annotations
@@ -24,16 +28,13 @@ from bench import appends
 from bench.harness import paced, rate
 from bench.pipeline_raw import three_hop_chain
 from bench.servers import BenchEnv, bench_env
+from bench.stack import as_processes, in_process
 from bench.stats import Row, markdown, percentile
 from libs.events.db import create_pool
-from libs.events.embedded import free_port
-from libs.events.http_serving import serve_http
 from libs.events.settings import parse_rate_limits
-from libs.events.system import System
 from libs.events.testing import scratch_database
 from services.executor.app import SERVICE as EXECUTOR
 from services.gateway.app import SERVICE as GATEWAY
-from services.gateway.app import create_app
 from services.people.app import SERVICE as PEOPLE
 from services.rules.app import SERVICE as RULES
 from services.tickets.app import SERVICE as TICKETS
@@ -122,7 +123,10 @@ async def jobs_per_second(pool: asyncpg.Pool, keys: Sequence[str]) -> float:
 async def signed_in(base: str) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=base, timeout=30.0)
     user = {"email": "bench@example.com", "name": "Bench", "password": "quartz-lantern-93-oxbow"}
-    await client.post("/api/v1/auth/register", json=user)
+    for _ in range(50):  # the people service may still be starting in its own process
+        if (await client.post("/api/v1/auth/register", json=user)).status_code < 500:
+            break
+        await asyncio.sleep(0.2)
     login = await client.post(
         "/api/v1/auth/login", json={"email": user["email"], "password": user["password"]}
     )
@@ -201,42 +205,36 @@ def latency_rows(at: float, ours: Acted, raw_ms: list[float]) -> list[Row]:
     ]
 
 
-async def measure(env: BenchEnv, database_url: str, seconds: float) -> tuple[list[Row], int]:
+async def measure(
+    env: BenchEnv, database_url: str, seconds: float, *, processes: bool
+) -> tuple[list[Row], int, str]:
     settings = env.settings.model_copy(
         update={
             "database_url": database_url,
             "rate_limits": parse_rate_limits("tickets-user=1000000000/60"),
         }
     )
-    system = System(
-        settings=settings,
-        database_url=database_url,
-        nats_url=env.nats_url,
-        services=[PEOPLE, GATEWAY, TICKETS, RULES, EXECUTOR],
-    )
+    services = [PEOPLE, GATEWAY, TICKETS, RULES, EXECUTOR]
+    start = as_processes if processes else in_process
     rows: list[Row] = []
     not_terminal = 0
-    async with system as deps:
-        server, serving = await serve_http(create_app(deps), host="127.0.0.1", port=free_port())
-        port = server.servers[0].sockets[0].getsockname()[1]
-        client = await signed_in(f"http://127.0.0.1:{port}")
+    async with start(settings, database_url, env.nats_url, services) as stack:
+        client = await signed_in(stack.base_url)
         try:
             for index in range(RULES_TOTAL):
                 (await client.post("/api/v1/rules", json=rule(index))).raise_for_status()
-            await settle_jobs(deps.pool, await create_tickets(client, rate_s=10, seconds=1))
+            await settle_jobs(stack.pool, await create_tickets(client, rate_s=10, seconds=1))
             for at in RATES:
                 keys = await create_tickets(client, rate_s=at, seconds=seconds)
-                not_terminal += await settle_jobs(deps.pool, keys)
-                ours = await acted(deps.pool, keys)
+                not_terminal += await settle_jobs(stack.pool, keys)
+                ours = await acted(stack.pool, keys)
                 raw_ms = await three_hop_chain(env, rate_s=at, seconds=seconds)
                 rows += latency_rows(at, ours, raw_ms)
             keys = await burst(client, BURST)
-            not_terminal += await settle_jobs(deps.pool, keys)
-            jobs = await jobs_per_second(deps.pool, keys)
+            not_terminal += await settle_jobs(stack.pool, keys)
+            jobs = await jobs_per_second(stack.pool, keys)
         finally:
             await client.aclose()
-            server.should_exit = True
-            await serving
     commits = await raw_commits(database_url, seconds)
     rows.append(
         Row(
@@ -248,20 +246,21 @@ async def measure(env: BenchEnv, database_url: str, seconds: float) -> tuple[lis
             jobs >= JOBS_AIM,
         )
     )
-    return rows, not_terminal
+    return rows, not_terminal, stack.shape
 
 
-async def main(seconds: float) -> str:
+async def main(seconds: float, *, processes: bool) -> str:
     async with bench_env() as env, scratch_database(env.server_url) as database_url:
-        rows, not_terminal = await measure(env, database_url, seconds)
+        rows, not_terminal, shape = await measure(env, database_url, seconds, processes=processes)
     rows.append(
         Row("jobs not terminal at the end", not_terminal, 0, "jobs", "0", not_terminal == 0)
     )
     return (
         f"# Pipeline benchmark\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"{seconds:.0f} s per rate; {RULES_TOTAL} rules, {RULES_MATCHING} match each ticket; "
-        f"servers: {'embedded' if env.embedded else 'configured'}; the client, gateway, people, "
-        "tickets, rules and executor share one process.\n\n"
+        f"servers: {'embedded' if env.embedded else 'configured'}; gateway, people, tickets, "
+        f"rules and executor: {shape}"
+        f"{'' if processes else ', shared with the client'}.\n\n"
         f"{markdown(rows)}\n"
     )
 
@@ -269,8 +268,13 @@ async def main(seconds: float) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 s per rate instead of 5")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="run each service as its own `opsledger run` process instead of in the bench's",
+    )
     args = parser.parse_args()
-    report = asyncio.run(main(2.0 if args.quick else 5.0))
+    report = asyncio.run(main(2.0 if args.quick else 5.0, processes=args.processes))
     print(report)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)
