@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -22,7 +22,7 @@ from libs.events.runtime import Deps
 from libs.events.store import ConcurrencyError
 from services.executor import domain, history
 from services.executor.domain import Decision, Job, LeaseLost, Policy
-from services.executor.projection import JOBS_PROJECTION
+from services.executor.projection import JOBS_PROJECTION, known_state
 from services.executor.refusals import Refusal
 
 log = logging.getLogger(__name__)
@@ -74,20 +74,30 @@ class JobCommands:
         self.policy = policy_of(self.deps)
         self.projections = [self.deps.dispatcher(JOBS_PROJECTION, service="executor")]
 
-    async def claim(self, *, worker: str, limit: int) -> list[Claim]:
-        """Claim up to `limit` claimable jobs (rows other workers hold are skipped)."""
-        claims: list[Claim] = []
+    async def claimable(self, *, limit: int, besides: Collection[str] = ()) -> list[str]:
+        """Up to `limit` jobs a worker may claim now, oldest first, leaving out `besides` (the
+        ones this worker is already claiming or running)."""
+        rows = await self.deps.pool.fetch(
+            "SELECT job_id FROM executor.jobs WHERE claimable AND job_id <> ALL($2::text[]) "
+            "ORDER BY position LIMIT $1",
+            limit,
+            list(besides),
+        )
+        return [row["job_id"] for row in rows]
+
+    async def claim(self, job_id: str, *, worker: str) -> Claim | None:
+        """Claim one job in its own short transaction (None when it is not claimable any more,
+        or another worker holds its row or got there first). Each claim commits on its own, so
+        a job starts as soon as it is claimed and no transaction spans many jobs."""
         async with self.deps.store.transaction() as conn:
-            ids = await conn.fetch(
-                "SELECT job_id FROM executor.jobs WHERE claimable ORDER BY position "
-                "LIMIT $1 FOR UPDATE SKIP LOCKED",
-                limit,
+            held = await conn.fetchval(
+                "SELECT job_id FROM executor.jobs WHERE job_id = $1 AND claimable "
+                "FOR UPDATE SKIP LOCKED",
+                job_id,
             )
-            for row in ids:
-                claim = await self._claim_one(conn, row["job_id"], worker)
-                if claim is not None:
-                    claims.append(claim)
-        return claims
+            if held is None:
+                return None
+            return await self._claim_one(conn, job_id, worker)
 
     async def _claim_one(self, conn: Conn, job_id: str, worker: str) -> Claim | None:
         job, stream = await history.load(self.deps.store, job_id, conn=conn)
@@ -159,15 +169,16 @@ class JobCommands:
             # append is refused), instead of each transaction waiting for the other's lock
             lease = domain.lease_timer_id(job.id, decision.ends_attempt)
             await timers.cancel(store, conn, timer_id=lease, metadata=meta)
-        written = await append_and_project(
-            self.deps.store,
-            conn,
-            self.projections,
-            stream,
-            decision.events,
-            expected_version=job.version,
-            metadata=meta,
-        )
+        with known_state(job):
+            written = await append_and_project(
+                self.deps.store,
+                conn,
+                self.projections,
+                stream,
+                decision.events,
+                expected_version=job.version,
+                metadata=meta,
+            )
         if decision.lease_timer is not None:
             timer_id, due, expired = decision.lease_timer
             await timers.schedule(

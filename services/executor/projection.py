@@ -8,7 +8,10 @@ the claim (SKIP LOCKED on the row, then the job stream's expected version)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Final
 
 from libs.events.catalog import rules as job_events
@@ -16,6 +19,7 @@ from libs.events.catalog.executor import WebhookChanged, WebhookRegistered, Webh
 from libs.events.consumers import Consumer, HandlerContext
 from libs.events.registry import DomainEvent
 from services.executor import history
+from services.executor.domain import Job, evolve
 
 JOBS_CHANNEL: Final = "executor_jobs"
 
@@ -44,16 +48,53 @@ ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, claimable = excluded.
 """
 
 
-async def on_job_event(ctx: HandlerContext, _: DomainEvent) -> None:
-    """Fold the job's stream up to this event (a job has a handful of events)."""
+_KNOWN: ContextVar[Job | None] = ContextVar("executor_known_job", default=None)
+
+
+@contextlib.contextmanager
+def known_state(job: Job) -> Iterator[None]:
+    """The job as the executor folded it just before appending to its stream: the inline
+    projection of that append evolves it instead of reading the whole stream again."""
+    token = _KNOWN.set(job)
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
+async def _folded(ctx: HandlerContext, event: DomainEvent) -> tuple[Job | None, int]:
+    """The job right after this event, and the position of its first event. Without reading
+    the stream when it can be had otherwise: a `job.queued` that starts its stream is the whole
+    job; the executor's own append evolves the state it folded before appending (each event of
+    a multi-event append in turn). Anything else (a replay, a redelivery) folds the stream."""
     envelope = ctx.envelope
+    if isinstance(event, job_events.JobQueued) and envelope.version == 1:
+        job = evolve(None, event, version=1, at=envelope.recorded_at)
+        return job, envelope.position
+    known = _KNOWN.get()
+    if (
+        known is not None
+        and history.job_stream(known.id) == envelope.stream_id
+        and known.version == envelope.version - 1
+    ):
+        job = evolve(known, event, version=envelope.version, at=envelope.recorded_at)
+        _KNOWN.set(job)  # the next event of the same append follows from this state
+        # the job's row exists (it was claimed, or retried, through it): the position given
+        # here is only used if it does not, and then only orders claims
+        return job, envelope.position
     stream = await ctx.store.read_stream(
         envelope.stream_id, to_version=envelope.version, conn=ctx.conn
     )
-    job = history.fold(stream, ctx.store.registry)
+    return history.fold(stream, ctx.store.registry), (
+        stream[0].position if stream else envelope.position
+    )
+
+
+async def on_job_event(ctx: HandlerContext, event: DomainEvent) -> None:
+    """Fold the job up to this event and store it (a job has a handful of events)."""
+    job, position = await _folded(ctx, event)
     if job is None:
         return
-    position = stream[0].position if stream else envelope.position
     await ctx.conn.execute(
         _UPSERT,
         job.id,

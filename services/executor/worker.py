@@ -2,8 +2,9 @@
 
 It sleeps until the projection NOTIFYs that a job became claimable (or a run finished and freed
 a slot; every 30 s at the latest, in case a notification was lost with its connection), claims
-up to its free slots, and runs each claimed job in its own task of one TaskGroup (a run that
-fails unexpectedly is logged; its lease expiry hands the job to a worker again). Each step runs
+up to its free slots, and claims and runs each job in its own task of one TaskGroup (each claim
+its own short transaction, so a job starts as soon as it is claimed; a run that fails
+unexpectedly is logged, and its lease expiry hands the job to a worker again). Each step runs
 under the per-action time limit and its outcome is recorded before the next one starts."""
 
 from __future__ import annotations
@@ -68,29 +69,42 @@ class Worker:
                 while not stopping.is_set():
                     self.wake.clear()
                     free = deps.settings.executor_concurrency - len(self.running)
-                    claims = await self.commands.claim(worker=self.name, limit=free) if free else []
-                    for claim in claims:
-                        self.running.add(claim.job.id)
-                        group.create_task(self._run_logged(claim, http))
+                    ids = (
+                        await self.commands.claimable(limit=free, besides=self.running)
+                        if free
+                        else []
+                    )
+                    for job_id in ids:
+                        self.running.add(job_id)
+                        group.create_task(self._claim_and_run(job_id, http))
                     if lost or listener.is_closed():
                         raise ConnectionError(lost[0] if lost else "the LISTEN connection closed")
-                    if free and len(claims) == free:
+                    if free and len(ids) == free:
                         continue  # maybe more are waiting
                     await sleep_until_woken(stopping, self.wake, MAX_SLEEP_S)
         finally:
             with contextlib.suppress(Exception):
                 await listener.close()
 
-    async def _run_logged(self, claim: Claim, http: httpx.AsyncClient) -> None:
+    async def _claim_and_run(self, job_id: str, http: httpx.AsyncClient) -> None:
+        """Claim the job and run it (a run that fails unexpectedly is logged; its lease expiry
+        hands the job to a worker again). A slot freed by a run wakes the loop; one whose claim
+        came to nothing does not, or a job the projection still shows claimable would be
+        tried again at once, for ever."""
+        ran = False
         try:
-            await self.run_job(claim, http)
+            claim = await self.commands.claim(job_id, worker=self.name)
+            if claim is not None:
+                ran = True
+                await self.run_job(claim, http)
         except LeaseLost as exc:
             log.warning("%s", exc)
         except Exception:
-            log.exception("job %s attempt %d failed to run", claim.job.id, claim.attempt)
+            log.exception("job %s failed to be claimed or run", job_id)
         finally:
-            self.running.discard(claim.job.id)
-            self.wake.set()
+            self.running.discard(job_id)
+            if ran:
+                self.wake.set()
 
     async def run_job(self, claim: Claim, http: httpx.AsyncClient) -> None:
         """Run the claimed attempt from its first step not done, recording each outcome."""
