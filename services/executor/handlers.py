@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,6 +28,7 @@ from services.executor.refusals import Refusal
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 8
+CLAIM_TRIES = 4
 _Decide = Callable[[Job], Decision]
 EXECUTOR = Actor.service("executor")
 
@@ -74,30 +75,37 @@ class JobCommands:
         self.policy = policy_of(self.deps)
         self.projections = [self.deps.dispatcher(JOBS_PROJECTION, service="executor")]
 
-    async def claimable(self, *, limit: int, besides: Collection[str] = ()) -> list[str]:
-        """Up to `limit` jobs a worker may claim now, oldest first, leaving out `besides` (the
-        ones this worker is already claiming or running)."""
-        rows = await self.deps.pool.fetch(
-            "SELECT job_id FROM executor.jobs WHERE claimable AND job_id <> ALL($2::text[]) "
-            "ORDER BY position LIMIT $1",
-            limit,
-            list(besides),
-        )
-        return [row["job_id"] for row in rows]
-
-    async def claim(self, job_id: str, *, worker: str) -> Claim | None:
-        """Claim one job in its own short transaction (None when it is not claimable any more,
-        or another worker holds its row or got there first). Each claim commits on its own, so
-        a job starts as soon as it is claimed and no transaction spans many jobs."""
-        async with self.deps.store.transaction() as conn:
-            held = await conn.fetchval(
-                "SELECT job_id FROM executor.jobs WHERE job_id = $1 AND claimable "
-                "FOR UPDATE SKIP LOCKED",
-                job_id,
+    async def claimable(self, *, limit: int) -> int:
+        """How many jobs (up to `limit`) a worker may claim now."""
+        return int(
+            await self.deps.pool.fetchval(
+                "SELECT count(*) FROM (SELECT 1 FROM executor.jobs WHERE claimable LIMIT $1) j",
+                limit,
             )
-            if held is None:
-                return None
-            return await self._claim_one(conn, job_id, worker)
+        )
+
+    async def claim_next(self, *, worker: str) -> Claim | None:
+        """Claim the oldest claimable job, each try in its own short transaction (the row locked
+        SKIP LOCKED, so replicas take different jobs; then `job.started` at the stream's
+        version, so of two that met on one job only one wins). A row whose claim comes to
+        nothing (taken meanwhile, or it ended when claimed: skipped, done, dead-lettered) is
+        passed over for the next, up to CLAIM_TRIES rows; None when none is left."""
+        passed: list[str] = []
+        for _ in range(CLAIM_TRIES):
+            async with self.deps.store.transaction() as conn:
+                job_id = await conn.fetchval(
+                    "SELECT job_id FROM executor.jobs WHERE claimable "
+                    "AND job_id <> ALL($1::text[]) ORDER BY position LIMIT 1 "
+                    "FOR UPDATE SKIP LOCKED",
+                    passed,
+                )
+                if job_id is None:
+                    return None
+                claim = await self._claim_one(conn, job_id, worker)
+            if claim is not None:
+                return claim
+            passed.append(job_id)
+        return None
 
     async def _claim_one(self, conn: Conn, job_id: str, worker: str) -> Claim | None:
         job, stream = await history.load(self.deps.store, job_id, conn=conn)

@@ -63,14 +63,11 @@ def known_state(job: Job) -> Iterator[None]:
 
 
 async def _folded(ctx: HandlerContext, event: DomainEvent) -> tuple[Job | None, int]:
-    """The job right after this event, and the position of its first event. Without reading
-    the stream when it can be had otherwise: a `job.queued` that starts its stream is the whole
-    job; the executor's own append evolves the state it folded before appending (each event of
-    a multi-event append in turn). Anything else (a replay, a redelivery) folds the stream."""
+    """The job right after this event, and the position of its first event. The executor's
+    own append evolves the state it folded from the store just before appending (each event of
+    a multi-event append in turn); anything else (another service's append, delivered by the
+    bus; a replay) folds the stream as the store has it, never the bus's copy of the event."""
     envelope = ctx.envelope
-    if isinstance(event, job_events.JobQueued) and envelope.version == 1:
-        job = evolve(None, event, version=1, at=envelope.recorded_at)
-        return job, envelope.position
     known = _KNOWN.get()
     if (
         known is not None

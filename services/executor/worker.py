@@ -2,9 +2,10 @@
 
 It sleeps until the projection NOTIFYs that a job became claimable (or a run finished and freed
 a slot; every 30 s at the latest, in case a notification was lost with its connection), claims
-up to its free slots, and claims and runs each job in its own task of one TaskGroup (each claim
-its own short transaction, so a job starts as soon as it is claimed; a run that fails
-unexpectedly is logged, and its lease expiry hands the job to a worker again). Each step runs
+up to its free slots, and claims and runs each job in its own task of one TaskGroup: each task
+claims the oldest claimable job in its own short transaction (passing over rows taken meanwhile),
+so a job starts as soon as it is claimed and no transaction spans many jobs; a run that fails
+unexpectedly is logged, and its lease expiry hands the job to a worker again. Each step runs
 under the per-action time limit and its outcome is recorded before the next one starts."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from services.executor.projection import JOBS_CHANNEL
 log = logging.getLogger(__name__)
 
 MAX_SLEEP_S: Final = 30.0
+CLAIM_RETRY_S: Final = 1.0
 
 
 def worker_name() -> str:
@@ -47,6 +49,9 @@ class Worker:
         self.commands = JobCommands(self.deps)
         self.wake = asyncio.Event()
         self.running: set[str] = set()
+        """The jobs this worker is running."""
+        self.claiming = 0
+        """Claims under way (each will run the job it gets, or end)."""
 
     async def run(self, deps: Deps, stopping: asyncio.Event) -> None:
         """Claim and run jobs until the process stops; a lost LISTEN connection is raised to
@@ -68,43 +73,46 @@ class Worker:
             async with client(policy) as http, asyncio.TaskGroup() as group:
                 while not stopping.is_set():
                     self.wake.clear()
-                    free = deps.settings.executor_concurrency - len(self.running)
-                    ids = (
-                        await self.commands.claimable(limit=free, besides=self.running)
-                        if free
-                        else []
-                    )
-                    for job_id in ids:
-                        self.running.add(job_id)
-                        group.create_task(self._claim_and_run(job_id, http))
+                    free = deps.settings.executor_concurrency - len(self.running) - self.claiming
+                    waiting = await self.commands.claimable(limit=free) if free > 0 else 0
+                    for _ in range(waiting):
+                        self.claiming += 1
+                        group.create_task(self._claim_and_run(http))
                     if lost or listener.is_closed():
                         raise ConnectionError(lost[0] if lost else "the LISTEN connection closed")
-                    if free and len(ids) == free:
+                    if free > 0 and waiting == free:
                         continue  # maybe more are waiting
                     await sleep_until_woken(stopping, self.wake, MAX_SLEEP_S)
         finally:
             with contextlib.suppress(Exception):
                 await listener.close()
 
-    async def _claim_and_run(self, job_id: str, http: httpx.AsyncClient) -> None:
-        """Claim the job and run it (a run that fails unexpectedly is logged; its lease expiry
-        hands the job to a worker again). A slot freed by a run wakes the loop; one whose claim
-        came to nothing does not, or a job the projection still shows claimable would be
-        tried again at once, for ever."""
-        ran = False
+    async def _claim_and_run(self, http: httpx.AsyncClient) -> None:
+        """Claim the oldest claimable job and run it (a run that fails unexpectedly is logged;
+        its lease expiry hands the job to a worker again). A finished run frees a slot and
+        wakes the loop; so does a claim that failed, after CLAIM_RETRY_S (its rollback left the
+        job claimable and sent no new NOTIFY). Finding nothing to claim wakes nothing, or a job
+        the projection still shows claimable would be tried again at once, for ever."""
         try:
-            claim = await self.commands.claim(job_id, worker=self.name)
-            if claim is not None:
-                ran = True
-                await self.run_job(claim, http)
+            claim = await self.commands.claim_next(worker=self.name)
+        except Exception:
+            log.exception("a claim failed; trying again in %.1f s", CLAIM_RETRY_S)
+            asyncio.get_running_loop().call_later(CLAIM_RETRY_S, self.wake.set)
+            return
+        finally:
+            self.claiming -= 1
+        if claim is None:
+            return
+        self.running.add(claim.job.id)
+        try:
+            await self.run_job(claim, http)
         except LeaseLost as exc:
             log.warning("%s", exc)
         except Exception:
-            log.exception("job %s failed to be claimed or run", job_id)
+            log.exception("job %s attempt %d failed to run", claim.job.id, claim.attempt)
         finally:
-            self.running.discard(job_id)
-            if ran:
-                self.wake.set()
+            self.running.discard(claim.job.id)
+            self.wake.set()
 
     async def run_job(self, claim: Claim, http: httpx.AsyncClient) -> None:
         """Run the claimed attempt from its first step not done, recording each outcome."""
