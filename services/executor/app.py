@@ -1,5 +1,6 @@
 """The executor as the runtime starts it: its projection, its RPC methods, its worker (which
-claims and runs jobs) and its migrations. Run it as often as you like: replicas compete for
+claims and runs jobs), its lease watch (which hands a vanished executor's jobs back) and its
+migrations. Run it as often as you like: replicas compete for
 jobs, and each job runs once."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from libs.events.bus import RpcHandler
 from libs.events.runtime import Deps, Service
 from services.executor.api import ExecutorApi
+from services.executor.leases import watch_leases
 from services.executor.projection import JOBS_PROJECTION, WEBHOOKS_PROJECTION
 from services.executor.worker import run_worker
 
@@ -23,5 +25,5 @@ SERVICE = Service(
     consumers=[JOBS_PROJECTION, WEBHOOKS_PROJECTION],
     rpc=rpc_methods,
     migrations_dir=Path(__file__).parent / "migrations",
-    background=[run_worker],
+    background=[run_worker, watch_leases],
 )

@@ -164,21 +164,14 @@ class Policy:
 
 @dataclass(frozen=True)
 class Decision:
-    """Events to append at the folded version, and the timers they need."""
+    """Events to append at the folded version, and the retry timer they need."""
 
     events: list[DomainEvent] = field(default_factory=list)
-    lease_timer: tuple[UUID, datetime, JobLeaseExpired] | None = None
     retry_timer: tuple[UUID, datetime, JobRetryDue] | None = None
-    ends_attempt: int | None = None
-    """The attempt this decision ends (its lease timer can be cancelled)."""
 
 
 class LeaseLost(Exception):
     """The worker no longer holds the job (its lease expired and another took it, or it ended)."""
-
-
-def lease_timer_id(job_id: str, attempt: int) -> UUID:
-    return uuid5(_TIMER_IDS, f"{job_id}/lease/{attempt}")
 
 
 def retry_timer_id(job_id: str, attempt: int) -> UUID:
@@ -206,11 +199,15 @@ def decide_claim(job: Job, *, worker: str, now: datetime, policy: Policy) -> Dec
     attempt = job.attempts + 1
     remaining = job.steps - len(job.done)
     until = now + timedelta(seconds=remaining * policy.action_timeout_s + policy.lease_grace_s)
-    expired = JobLeaseExpired(attempt=attempt, worker=worker)
-    return Decision(
-        [JobStarted(attempt=attempt, worker=worker, lease_until=until)],
-        lease_timer=(lease_timer_id(job.id, attempt), until, expired),
-    )
+    return Decision([JobStarted(attempt=attempt, worker=worker, lease_until=until)])
+
+
+def decide_lease_expired(job: Job | None, *, now: datetime) -> list[DomainEvent]:
+    """A running job whose lease has ended (its executor went away, or overran every time
+    limit): `job.lease_expired`, which makes it claimable again, counting the attempt."""
+    if job is None or job.state != "running" or job.lease is None or job.lease.until > now:
+        return []
+    return [JobLeaseExpired(attempt=job.lease.attempt, worker=job.lease.worker)]
 
 
 def _holding(job: Job, *, worker: str, attempt: int) -> None:
@@ -238,7 +235,6 @@ def decide_step_done(
     ]
     if job.done | {step} >= set(range(job.steps)):
         done.append(JobSucceeded(attempts=attempt))
-        return Decision(done, ends_attempt=attempt)
     return Decision(done)
 
 
@@ -264,14 +260,10 @@ def decide_step_failed(
     )
     used = attempt - job.round_start + 1
     if not retryable or used >= policy.max_attempts:
-        return Decision([failed, dead_letter(job, text, attempts=attempt)], ends_attempt=attempt)
+        return Decision([failed, dead_letter(job, text, attempts=attempt)])
     due = now + timedelta(seconds=backoff_s(used, policy, rand))
     timer = (retry_timer_id(job.id, attempt + 1), due, JobRetryDue(attempt=attempt + 1))
-    return Decision(
-        [failed, JobRetryScheduled(attempt=attempt + 1, due_at=due)],
-        retry_timer=timer,
-        ends_attempt=attempt,
-    )
+    return Decision([failed, JobRetryScheduled(attempt=attempt + 1, due_at=due)], retry_timer=timer)
 
 
 def dead_letter(job: Job, error: str, *, attempts: int | None = None) -> JobDeadLettered:

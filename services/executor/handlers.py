@@ -1,8 +1,8 @@
-"""The executor's write side for jobs: claim, record a step's outcome, retry a dead letter.
+"""The executor's write side for jobs: claim, record a step's outcome, expire a lease, retry.
 
 Each is one short transaction: load the job's stream, decide (services/executor/domain.py),
 append at the version it was folded to (so of racing replicas one wins) with the projection
-applied inline, and schedule or cancel the job's durable timers in the same transaction.
+applied inline, and schedule a retry's durable timer in the same transaction.
 Running an action happens between these transactions, never inside one (a transaction left
 open across an HTTP call would hold back every reader of the log)."""
 
@@ -172,11 +172,6 @@ class JobCommands:
         meta = caused_by(queued)
         stream = history.job_stream(job.id)
         store = self.deps.store
-        if decision.ends_attempt is not None:
-            # before the append: a lease timer firing meanwhile then appends first (and this
-            # append is refused), instead of each transaction waiting for the other's lock
-            lease = domain.lease_timer_id(job.id, decision.ends_attempt)
-            await timers.cancel(store, conn, timer_id=lease, metadata=meta)
         with known_state(job):
             written = await append_and_project(
                 self.deps.store,
@@ -187,12 +182,6 @@ class JobCommands:
                 expected_version=job.version,
                 metadata=meta,
             )
-        if decision.lease_timer is not None:
-            timer_id, due, expired = decision.lease_timer
-            await timers.schedule(
-                store, conn, due_at=due, target_stream=stream, event=expired, metadata=meta,
-                timer_id=timer_id,
-            )  # fmt: skip
         if decision.retry_timer is not None:
             timer_id, due, retry = decision.retry_timer
             await timers.schedule(
@@ -200,6 +189,20 @@ class JobCommands:
                 timer_id=timer_id,
             )  # fmt: skip
         return written
+
+    async def expire_lease(self, job_id: str) -> bool:
+        """Expire the lease of a running job whose lease has ended (the lease watch's command);
+        False when there was nothing to expire, or another replica's watch got there first."""
+        async with self.deps.store.transaction() as conn:
+            job, stream = await history.load(self.deps.store, job_id, conn=conn)
+            events = domain.decide_lease_expired(job, now=datetime.now(UTC))
+            if job is None or not events:
+                return False
+            try:
+                await self._apply(conn, job, stream[0], Decision(events))
+            except ConcurrencyError:
+                return False
+        return True
 
     async def retry(self, job_id: str, *, meta: Metadata) -> Job:
         """`POST /jobs/{id}/retry`: a dead letter is queued again (NOT_DEAD_LETTERED else)."""

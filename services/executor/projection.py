@@ -41,10 +41,11 @@ JOB_EVENTS: Final[tuple[type[DomainEvent], ...]] = (
 
 _UPSERT = """
 INSERT INTO executor.jobs (job_id, position, rule_id, ticket, state, claimable, version, job,
-    updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9)
+    updated_at, lease_until)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10)
 ON CONFLICT (job_id) DO UPDATE SET state = excluded.state, claimable = excluded.claimable,
-    version = excluded.version, job = excluded.job, updated_at = excluded.updated_at
+    version = excluded.version, job = excluded.job, updated_at = excluded.updated_at,
+    lease_until = excluded.lease_until
 """
 
 
@@ -103,6 +104,7 @@ async def on_job_event(ctx: HandlerContext, event: DomainEvent) -> None:
         job.version,
         job.out().model_dump_json(),
         job.updated_at,
+        job.lease.until if job.state == "running" and job.lease is not None else None,
     )
     if job.claimable:
         await ctx.conn.execute("SELECT pg_notify($1, $2)", JOBS_CHANNEL, job.id)

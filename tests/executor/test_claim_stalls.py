@@ -17,12 +17,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from libs.events import timers
+from libs.events.catalog.rules import JobStarted
 from libs.events.runtime import Deps
 from libs.events.settings import Settings
 from libs.events.testing import eventually, isolated_system
+from services.executor import handlers
 from services.executor.app import SERVICE as EXECUTOR
-from services.executor.domain import lease_timer_id
 from services.executor.handlers import JobCommands
 from services.executor.worker import Worker
 from services.tickets.app import SERVICE as TICKETS
@@ -129,23 +129,24 @@ async def test_a_claim_whose_transaction_failed_midway_is_tried_again_promptly(
     tickets: Stack, one_slot: Settings, database_url: str, nats_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """The claim's transaction fails after its append (here: scheduling the lease timer, as a
-    dropped connection or a deadlock would). It rolls back and the job stays claimable with no
-    new NOTIFY; the worker must try again soon (CLAIM_RETRY_S), not at the 30 s fallback."""
+    """The claim's transaction fails after its append (as a dropped connection or a deadlock
+    would). It rolls back and the job stays claimable with no new NOTIFY; the worker must try
+    again soon (CLAIM_RETRY_S), not at the 30 s fallback."""
     stack = tickets
     key = await stack.ticket()
     jobs: dict[str, str] = {}
-    real_schedule = timers.schedule
+    real_append = handlers.append_and_project  # type: ignore[attr-defined]
     failed = asyncio.Event()
 
-    async def flaky_schedule(*args: Any, **kwargs: Any) -> Any:
-        job = jobs.get("a")
-        if job and kwargs.get("timer_id") == lease_timer_id(job, 1) and not failed.is_set():
+    async def flaky_append(*args: Any, **kwargs: Any) -> Any:
+        written = await real_append(*args, **kwargs)
+        claim_of_a = args[3] == f"job-{jobs.get('a')}" and isinstance(args[4][0], JobStarted)
+        if claim_of_a and not failed.is_set():
             failed.set()
-            raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected (review test)")
-        return await real_schedule(*args, **kwargs)
+            raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected (test)")
+        return written
 
-    monkeypatch.setattr(timers, "schedule", flaky_schedule)
+    monkeypatch.setattr(handlers, "append_and_project", flaky_append)
 
     async def nothing(worker: Worker) -> None:
         return None

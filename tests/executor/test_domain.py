@@ -27,6 +27,7 @@ from services.executor.domain import (
     Policy,
     backoff_s,
     decide_claim,
+    decide_lease_expired,
     decide_retry,
     decide_step_done,
     decide_step_failed,
@@ -65,7 +66,21 @@ def test_a_queued_job_is_claimed_with_a_lease_covering_its_steps() -> None:
     [start] = decision.events
     assert isinstance(start, JobStarted) and start.attempt == 1 and start.worker == "w1"
     assert start.lease_until == T0 + timedelta(seconds=2 * 5.0 + POLICY.lease_grace_s)
-    assert decision.lease_timer is not None and decision.lease_timer[1] == start.lease_until
+    running = fold(given(start))
+    assert decide_lease_expired(running, now=start.lease_until - timedelta(seconds=1)) == []
+    assert decide_lease_expired(running, now=start.lease_until) == [
+        JobLeaseExpired(attempt=1, worker="w1")
+    ]
+
+
+def test_only_a_running_job_has_a_lease_to_expire() -> None:
+    late = T0 + timedelta(days=1)
+    assert decide_lease_expired(None, now=late) == []
+    assert decide_lease_expired(fold(given()), now=late) == []  # queued, never claimed
+    step0 = JobStepSucceeded(step=0, action="add_tag", attempt=1)
+    step1 = JobStepSucceeded(step=1, action="set_priority", attempt=1)
+    finished = fold(given(started(), step0, step1, JobSucceeded(attempts=1)))
+    assert finished.state == "succeeded" and decide_lease_expired(finished, now=late) == []
 
 
 def test_a_running_job_is_not_claimed_again() -> None:

@@ -8,13 +8,12 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from libs.events.catalog.rules import JobLeaseExpired, JobStarted
+from libs.events.catalog.rules import JobStarted
 from libs.events.envelope import Actor, Metadata
 from libs.events.settings import Settings
 from libs.events.testing import isolated_system
-from libs.events.timers import schedule
 from services.executor.app import SERVICE as EXECUTOR
-from services.executor.domain import lease_timer_id
+from services.executor.handlers import JobCommands
 from tests.executor.jobs import firing, queued
 from tests.executor.receiver import Receiver
 from tests.executor.stack import Stack
@@ -54,22 +53,16 @@ async def test_replicas_share_the_jobs_and_run_each_once(
 
 async def test_a_job_whose_lease_expired_is_resumed_by_another_worker(stack: Stack) -> None:
     key = await stack.ticket()
-    # a worker that claims the job and dies at once: only its claim and lease timer remain
+    # a worker that claims the job and dies at once: only its claim, with its lease, remains
     actions = [{"type": "add_tag", "params": {"tag": "one"}}]
     events = firing(actions, ticket=key)
     job_id = queued(events).job_id
     until = datetime.now(UTC) + timedelta(seconds=0.5)
     gone = JobStarted(attempt=1, worker="dead-worker", lease_until=until)
     meta = Metadata(actor=Actor.service("executor"), service="executor")
-    async with stack.deps.store.transaction() as conn:
-        await stack.deps.store.append(
-            f"job-{job_id}", [*events, gone], expected_version=0, metadata=meta, conn=conn
-        )
-        await schedule(
-            stack.deps.store, conn, due_at=until, target_stream=f"job-{job_id}",
-            event=JobLeaseExpired(attempt=1, worker="dead-worker"), metadata=meta,
-            timer_id=lease_timer_id(job_id, 1),
-        )  # fmt: skip
+    await stack.deps.store.append(
+        f"job-{job_id}", [*events, gone], expected_version=0, metadata=meta
+    )
     job = await stack.settled(job_id)
     assert job["state"] == "succeeded" and job["attempts"] == 2
     types = [h["type"] for h in job["history"]]
@@ -77,4 +70,27 @@ async def test_a_job_whose_lease_expired_is_resumed_by_another_worker(stack: Sta
         "job.queued", "job.started", "job.lease_expired", "job.started", "job.step_succeeded",
         "job.succeeded",
     ]  # fmt: skip
+    assert await stack.ticket_events(key) == ["ticket.created", "ticket.tagged"]
+
+
+async def test_replicas_watching_one_ended_lease_expire_it_once(stack: Stack) -> None:
+    """Every replica's lease watch sees the same ended lease; the stream's version lets one of
+    them expire it, and the job then runs once more."""
+    key = await stack.ticket()
+    events = firing([{"type": "add_tag", "params": {"tag": "once"}}], ticket=key)
+    job_id = queued(events).job_id
+    ended = JobStarted(
+        attempt=1, worker="dead-worker", lease_until=datetime.now(UTC) - timedelta(seconds=1)
+    )
+    meta = Metadata(actor=Actor.service("executor"), service="executor")
+    commands = [JobCommands(stack.deps) for _ in range(4)]
+    # the commands race the service's own watch too: at most one of all of them expires it
+    await stack.deps.store.append(
+        f"job-{job_id}", [*events, ended], expected_version=0, metadata=meta
+    )
+    await asyncio.gather(*(c.expire_lease(job_id) for c in commands))
+    job = await stack.settled(job_id)
+    types = [h["type"] for h in job["history"]]
+    assert types.count("job.lease_expired") == 1
+    assert job["state"] == "succeeded" and job["attempts"] == 2
     assert await stack.ticket_events(key) == ["ticket.created", "ticket.tagged"]
