@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 
 from libs.events.db import create_pool
+from libs.events.devstack import stop_children
 from libs.events.embedded import free_port
 from libs.events.http_serving import serve_http
 from libs.events.runtime import Service
@@ -26,7 +27,6 @@ from services.gateway.app import SERVICE as GATEWAY
 from services.gateway.app import create_app
 
 READY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -97,15 +97,7 @@ async def as_processes(
         await _until_ready(base, children)
         yield Stack(base, pool, f"{len(children)} processes, one per service")
     finally:
-        for proc in children:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        for proc in children:
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_children(children)
         await pool.close()
 
 

@@ -62,6 +62,7 @@ __all__ = [
     "serve_http",
     "serve_metrics",
     "stack_path",
+    "stop_children",
     "use_running_stack",
     "with_deps",
 ]
@@ -267,10 +268,10 @@ async def run_processes(
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return f"the {name} process {how}, so `opsledger dev` stopped"
     finally:
-        await _stop_children(list(children.values()))
+        await stop_children(list(children.values()))
 
 
-async def _stop_children(children: Sequence[asyncio.subprocess.Process]) -> None:
+async def stop_children(children: Sequence[asyncio.subprocess.Process]) -> None:
     """SIGTERM (a clean stop), then SIGKILL whatever has not exited in time."""
     for proc in children:
         if proc.returncode is None:

@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from libs.events.settings import Settings
-from libs.events.testing import eventually, isolated_system
+from libs.events.testing import isolated_system
 from services.executor.app import SERVICE as EXECUTOR
 from services.tickets.app import SERVICE as TICKETS
 from tests.executor.receiver import Receiver
-from tests.executor.stack import Stack
-from tests.tickets.support import PEOPLE, register
+from tests.executor.stack import Stack, seeded
 
 FAST = {
     "executor_max_attempts": 3,
@@ -39,14 +38,7 @@ async def stack(fast: Settings, database_url: str, nats_url: str) -> AsyncIterat
         fast, database_url, nats_url, services=(TICKETS, EXECUTOR), replica="r1", timers=True
     )
     async with system as deps:
-        for who, role in PEOPLE.items():
-            await register(deps, who, role)
-
-        async def people() -> int:
-            return int(await deps.pool.fetchval("SELECT count(*) FROM tickets.people"))
-
-        await eventually(people, until=lambda n: n == len(PEOPLE))
-        yield Stack(deps)
+        yield await seeded(deps)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from libs.events.runtime import Deps
 from libs.events.store import NO_STREAM
 from libs.events.testing import eventually
 from tests.executor.jobs import firing, queued
-from tests.tickets.support import ADMIN, ALICE, OPERATOR, Desk, Who
+from tests.tickets.support import ADMIN, ALICE, OPERATOR, Desk, Who, seed_people
 
 RULES = Metadata(actor=Actor.service("rules"), service="rules")
 TERMINAL = frozenset({"succeeded", "skipped", "dead_lettered"})
@@ -68,3 +68,9 @@ class Stack:
 
     async def ticket_events(self, key: str) -> list[str]:
         return await self.desk.event_types(key)
+
+
+async def seeded(deps: Deps) -> Stack:
+    """The stack over a running system once the tickets service knows every test person."""
+    await seed_people(deps)
+    return Stack(deps)

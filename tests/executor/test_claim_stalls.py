@@ -26,8 +26,7 @@ from services.executor.app import SERVICE as EXECUTOR
 from services.executor.handlers import JobCommands
 from services.executor.worker import Worker
 from services.tickets.app import SERVICE as TICKETS
-from tests.executor.stack import Stack
-from tests.tickets.support import PEOPLE, register
+from tests.executor.stack import Stack, seeded
 
 PROMPT_S = 6.0
 """Well above a claim's latency, well below MAX_SLEEP_S (30 s)."""
@@ -68,14 +67,7 @@ def one_slot(settings: Settings) -> Settings:
 async def tickets(one_slot: Settings, database_url: str, nats_url: str) -> AsyncIterator[Stack]:
     system = isolated_system(one_slot, database_url, nats_url, services=(TICKETS,), timers=True)
     async with system as deps:
-        for who, role in PEOPLE.items():
-            await register(deps, who, role)
-
-        async def people() -> int:
-            return int(await deps.pool.fetchval("SELECT count(*) FROM tickets.people"))
-
-        await eventually(people, until=lambda n: n == len(PEOPLE))
-        yield Stack(deps)
+        yield await seeded(deps)
 
 
 async def state_of(stack: Stack, job_id: str) -> tuple[str, bool] | None:

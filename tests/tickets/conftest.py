@@ -8,9 +8,9 @@ import pytest
 
 from libs.events.settings import Settings
 from libs.events.system import System
-from libs.events.testing import eventually, isolated_system
+from libs.events.testing import isolated_system
 from services.tickets.app import SERVICE
-from tests.tickets.support import PEOPLE, Desk, register
+from tests.tickets.support import Desk, seed_people
 
 
 def tickets_system(settings: Settings, database_url: str, nats_url: str, name: str) -> System:
@@ -20,11 +20,5 @@ def tickets_system(settings: Settings, database_url: str, nats_url: str, name: s
 @pytest.fixture
 async def desk(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Desk]:
     async with tickets_system(settings, database_url, nats_url, "r1") as deps:
-        for who, role in PEOPLE.items():
-            await register(deps, who, role)
-
-        async def people() -> int:
-            return int(await deps.pool.fetchval("SELECT count(*) FROM tickets.people"))
-
-        await eventually(people, until=lambda n: n == len(PEOPLE))
+        await seed_people(deps)
         yield Desk(deps)

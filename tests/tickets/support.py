@@ -13,6 +13,7 @@ from libs.events.envelope import Actor, ActorKind, Metadata
 from libs.events.errors import ServiceError
 from libs.events.runtime import Deps
 from libs.events.store import ANY, NO_STREAM
+from libs.events.testing import eventually
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,14 @@ async def register(deps: Deps, who: Who, role: str) -> None:
     event = UserRegistered(user_id=who.id, email=f"{who.id}@example.com", name=who.id, role=role)
     meta = Metadata(actor=Actor.system(), service="gateway")
     await deps.store.append(f"user-{who.id}", [event], expected_version=NO_STREAM, metadata=meta)
+
+
+async def seed_people(deps: Deps) -> None:
+    """Register every test person and wait until the tickets service has projected them all."""
+    for who, role in PEOPLE.items():
+        await register(deps, who, role)
+
+    async def people() -> int:
+        return int(await deps.pool.fetchval("SELECT count(*) FROM tickets.people"))
+
+    await eventually(people, until=lambda n: n == len(PEOPLE))
