@@ -93,27 +93,29 @@ class JobCommands:
         passed: list[str] = []
         for _ in range(CLAIM_TRIES):
             async with self.deps.store.transaction() as conn:
-                job_id = await conn.fetchval(
-                    "SELECT job_id FROM executor.jobs WHERE claimable "
+                row = await conn.fetchrow(
+                    "SELECT job_id, clock_timestamp() AS now FROM executor.jobs WHERE claimable "
                     "AND job_id <> ALL($1::text[]) ORDER BY position LIMIT 1 "
                     "FOR UPDATE SKIP LOCKED",
                     passed,
                 )
-                if job_id is None:
+                if row is None:
                     return None
-                claim = await self._claim_one(conn, job_id, worker)
+                job_id = row["job_id"]
+                # the lease ends by the database's clock, the one the lease watch reads
+                claim = await self._claim_one(conn, job_id, worker, now=row["now"])
             if claim is not None:
                 return claim
             passed.append(job_id)
         return None
 
-    async def _claim_one(self, conn: Conn, job_id: str, worker: str) -> Claim | None:
+    async def _claim_one(
+        self, conn: Conn, job_id: str, worker: str, *, now: datetime
+    ) -> Claim | None:
         job, stream = await history.load(self.deps.store, job_id, conn=conn)
         if job is None:
             return None
-        decision = domain.decide_claim(
-            job, worker=worker, now=datetime.now(UTC), policy=self.policy
-        )
+        decision = domain.decide_claim(job, worker=worker, now=now, policy=self.policy)
         if not decision.events:
             return None
         try:
@@ -194,8 +196,18 @@ class JobCommands:
         """Expire the lease of a running job whose lease has ended (the lease watch's command);
         False when there was nothing to expire, or another replica's watch got there first."""
         async with self.deps.store.transaction() as conn:
+            # the row SKIP LOCKED: of the replicas' watches on one lease, one does the work
+            now = await conn.fetchval(
+                "SELECT clock_timestamp() FROM executor.jobs WHERE job_id = $1 "
+                "FOR UPDATE SKIP LOCKED",
+                job_id,
+            )
+            if now is None:
+                return False
             job, stream = await history.load(self.deps.store, job_id, conn=conn)
-            events = domain.decide_lease_expired(job, now=datetime.now(UTC))
+            # by the database's clock, the one the watch chose the row by: a host clock behind
+            # it would refuse the lease the watch keeps finding
+            events = domain.decide_lease_expired(job, now=now)
             if job is None or not events:
                 return False
             try:

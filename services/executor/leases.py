@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 from typing import Final
 
 from libs.events.runtime import Deps
@@ -23,16 +24,24 @@ log = logging.getLogger(__name__)
 
 CHECK_S: Final = 1.0
 """The longest the watch sleeps: a lease taken meanwhile may end before the one it waits for."""
+MIN_SLEEP_S: Final = 0.05
 BATCH: Final = 100
 
 
 async def expire_ended_leases(commands: JobCommands) -> int:
-    """Expire every lease that has ended; how many this replica expired."""
+    """One pass over the leases that have ended, each looked at once (a lease the decision
+    refuses, e.g. a row the projection has not caught up on, is looked at again next pass, not
+    in a loop); returns how many this replica expired."""
     expired = 0
+    after: tuple[datetime, str] | None = None
     while True:
         rows = await commands.deps.pool.fetch(
-            "SELECT job_id FROM executor.jobs WHERE lease_until <= clock_timestamp() "
-            "ORDER BY lease_until LIMIT $1",
+            "SELECT job_id, lease_until FROM executor.jobs "
+            "WHERE lease_until <= clock_timestamp() "
+            "AND ($1::timestamptz IS NULL OR (lease_until, job_id) > ($1, $2)) "
+            "ORDER BY lease_until, job_id LIMIT $3",
+            after[0] if after else None,
+            after[1] if after else None,
             BATCH,
         )
         for row in rows:
@@ -41,17 +50,20 @@ async def expire_ended_leases(commands: JobCommands) -> int:
                 expired += 1
         if len(rows) < BATCH:
             return expired
+        after = (rows[-1]["lease_until"], rows[-1]["job_id"])
 
 
 async def watch_leases(deps: Deps, stopping: asyncio.Event) -> None:
-    """The executor's lease watch (one per replica, under the supervisor)."""
+    """The executor's lease watch (one per replica, under the supervisor): a pass, then sleep
+    until the next lease still running ends (CHECK_S at most, MIN_SLEEP_S at least, so a lease
+    that was refused never makes it spin)."""
     commands = JobCommands(deps)
     while not stopping.is_set():
         await expire_ended_leases(commands)
         ends_in = await deps.pool.fetchval(
             "SELECT extract(epoch FROM min(lease_until) - clock_timestamp())::float8 "
-            "FROM executor.jobs WHERE lease_until IS NOT NULL"
+            "FROM executor.jobs WHERE lease_until > clock_timestamp()"
         )
-        delay = CHECK_S if ends_in is None else min(CHECK_S, max(0.01, float(ends_in)))
+        delay = CHECK_S if ends_in is None else min(CHECK_S, max(MIN_SLEEP_S, float(ends_in)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), delay)
