@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -23,6 +24,8 @@ class Receiver:
     """Answer every request this late."""
     """Never answer the first request (the caller is killed meanwhile)."""
     received: list[Received] = field(default_factory=list)
+    accepts: Callable[[bytes], bool] | None = None
+    """When set, a body it refuses is answered 400, as the real service refuses a bad payload."""
     _server: asyncio.Server | None = None
     _held: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -63,6 +66,8 @@ class Receiver:
                 await asyncio.sleep(self.delay_s)
             index = min(len(self.received) - 1, len(self.statuses) - 1)
             status = self.statuses[index]
+            if self.accepts is not None and not self.accepts(body):
+                status = 400
             writer.write(
                 f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".encode()
             )

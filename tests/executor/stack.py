@@ -43,8 +43,10 @@ class Stack:
             "executor", method, body, actor=by.actor, role=by.role, on_behalf_of=by.on_behalf_of
         )
 
-    async def webhook(self, url: str, *, secret: str | None = "s3cret") -> str:
-        body = {"name": "hook", "kind": "webhook", "url": url, "secret": secret}
+    async def webhook(
+        self, url: str, *, secret: str | None = "s3cret", kind: str = "webhook"
+    ) -> str:
+        body = {"name": "hook", "kind": kind, "url": url, "secret": secret}
         created = await self.call("webhooks.create", body, by=ADMIN)
         return str(created["id"])
 

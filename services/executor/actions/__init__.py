@@ -14,7 +14,17 @@ from pydantic import ValidationError
 
 from libs.contracts.rules import ACTION_PARAMS, ActionParams
 from libs.templates import TemplateFailed, render, render_json
-from services.executor.actions import add_tag, assign, set_priority, set_status, webhook
+from services.executor.actions import (
+    add_tag,
+    assign,
+    discord,
+    mattermost,
+    set_priority,
+    set_status,
+    slack,
+    teams,
+    webhook,
+)
 from services.executor.actions.base import Action, ActionContext, StepFailed
 
 __all__ = ["ACTIONS", "Action", "ActionContext", "StepFailed", "prepare"]
@@ -25,6 +35,10 @@ ACTIONS: Final[dict[str, Action[Any]]] = {
     "set_priority": set_priority.ACTION,
     "assign": assign.ACTION,
     "webhook": webhook.ACTION,
+    "slack": slack.ACTION,
+    "discord": discord.ACTION,
+    "teams": teams.ACTION,
+    "mattermost": mattermost.ACTION,
 }
 
 
