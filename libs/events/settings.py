@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     """A claim's lease: its steps' time limits plus this; then another replica may take it."""
     executor_concurrency: int = Field(default=16, ge=1, le=1000)
     """Jobs one executor replica runs at once."""
+    smtp_url: SecretStr | None = None
+    """`smtp://user:pass@host:port` (`smtps://` for TLS from the start, `?starttls=1` to upgrade);
+    unset, email actions fail their job with an error that says so."""
+    mail_from: str = "OpsLedger <opsledger@localhost>"
+    """The sender of OpsLedger's email."""
     rules_max_causation_depth: int = Field(default=3, ge=0, le=100)
     """An event caused by automation fires opted-in rules only up to this causation depth."""
 

@@ -18,6 +18,7 @@ from services.executor.actions import (
     add_tag,
     assign,
     discord,
+    mail,
     mattermost,
     set_priority,
     set_status,
@@ -39,6 +40,7 @@ ACTIONS: Final[dict[str, Action[Any]]] = {
     "discord": discord.ACTION,
     "teams": teams.ACTION,
     "mattermost": mattermost.ACTION,
+    "email": mail.ACTION,
 }
 
 
