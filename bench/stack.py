@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 import httpx
+from pydantic import SecretStr
 
 from libs.events.db import create_pool
 from libs.events.devstack import stop_children
@@ -60,6 +61,9 @@ def child_env(settings: Settings, database_url: str, nats_url: str, port: int) -
     for name, value in settings.model_dump(mode="json").items():
         if value is None or name in {"rate_limits"}:
             continue
+        field = getattr(settings, name)
+        if isinstance(field, SecretStr):  # dumped as asterisks
+            value = field.get_secret_value()
         env[f"OPSLEDGER_{name.upper()}"] = str(value)
     env["OPSLEDGER_RATE_LIMITS"] = ",".join(
         f"{key}={hits}/{window}" for key, (hits, window) in settings.rate_limits.items()
