@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from libs.contracts.rules import ACTION_PARAMS, ActionParams
+from libs.contracts.rules import ACTION_PARAMS, MAX_TEMPLATE, ActionParams
 from libs.templates import TemplateFailed, render, render_json
 from services.executor.actions import (
     add_tag,
@@ -62,8 +62,12 @@ def prepare(action_type: str, raw: Mapping[str, Any], values: Mapping[str, Any])
         raise StepFailed(
             f"a template of {action_type} failed: {exc.message}", retryable=False
         ) from None
+    # the rendered text may be longer than a template may (ticket data fills it): validated as
+    # the rule was, with each text cut to the template bound for the check only; each action
+    # cuts its text to what its service takes
+    probe = {k: v[:MAX_TEMPLATE] if isinstance(v, str) else v for k, v in params.items()}
     try:
-        validated: ActionParams = action.params.model_validate(params)
+        validated: ActionParams = action.params.model_validate(probe)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()
@@ -71,4 +75,5 @@ def prepare(action_type: str, raw: Mapping[str, Any], values: Mapping[str, Any])
         raise StepFailed(
             f"the params of {action_type} are not valid: {problems}", retryable=False
         ) from None
-    return validated
+    longer = {k: v for k, v in params.items() if isinstance(v, str) and len(v) > MAX_TEMPLATE}
+    return validated.model_copy(update=longer) if longer else validated

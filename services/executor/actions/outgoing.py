@@ -6,7 +6,9 @@ would only be refused there). The request carries `Idempotency-Key: <job id>` (t
 attempt: a receiver that keys on it drops repeats; `X-OpsLedger-Step` tells two steps of one job
 apart) and, when the endpoint has a secret, `X-OpsLedger-Signature`. It goes through
 `libs.outbound` (no private targets unless allowed). A 5xx, 408, 425, 429, a timeout or a lost
-connection is retried; any other answer, a refused target or a missing endpoint is not."""
+connection is retried; any other answer, a refused target or a missing endpoint is not. A
+redirect is not followed: it would turn the POST into a GET without its body (302, 303) and
+report success, or send the signed body to another host (307, 308)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,10 @@ async def post(
             f"the {kind} action needs a {kind} one",
             retryable=False,
         )
-    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate, which only a template's literal can spell
+        raise StepFailed("the payload is not valid UTF-8 text", retryable=False) from None
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "OpsLedger",
@@ -50,7 +55,11 @@ async def post(
     host = urlsplit(endpoint.url).hostname or "the endpoint"
     try:
         answer = await context.http.post(
-            endpoint.url, content=raw, headers=headers, timeout=context.timeout_s
+            endpoint.url,
+            content=raw,
+            headers=headers,
+            timeout=context.timeout_s,
+            follow_redirects=False,
         )
     except OutboundRefused as exc:
         raise StepFailed(str(exc), retryable=False) from None
@@ -62,5 +71,11 @@ async def post(
         raise StepFailed(f"{host}: {type(exc).__name__}: {exc}") from None
     if answer.is_success:
         return {"status": answer.status_code}
+    if answer.is_redirect:
+        raise StepFailed(
+            f"{host} answered HTTP {answer.status_code}, a redirect: register the address it "
+            "redirects to instead",
+            retryable=False,
+        )
     retryable = answer.status_code >= 500 or answer.status_code in RETRYABLE_STATUSES
     raise StepFailed(f"{host} answered HTTP {answer.status_code}", retryable=retryable)
