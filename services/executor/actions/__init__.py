@@ -53,6 +53,8 @@ def prepare(action_type: str, raw: Mapping[str, Any], values: Mapping[str, Any])
     params = dict(raw)
     try:
         for name in action.params.templates:
+            if name in action.renders_itself:
+                continue
             value = params.get(name)
             if isinstance(value, str):
                 params[name] = render(value, values)

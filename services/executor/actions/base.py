@@ -56,3 +56,6 @@ class ActionContext:
 class Action(Generic[P]):
     params: type[P]
     run: Callable[[P, ActionContext], Awaitable[dict[str, Any]]]
+    renders_itself: frozenset[str] = frozenset()
+    """Template params the action renders itself, piece by piece (email's `to`: each address
+    apart, so a value can never add one); the others arrive rendered."""
