@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from pydantic import SecretStr
 
 from libs.contracts.rules import EmailParams, RuleBody
-from libs.events.settings import Settings
 from libs.events.store import NO_STREAM
 from services.executor.actions import StepFailed, prepare
 from services.executor.actions.mail import message, recipients
@@ -22,9 +19,10 @@ from services.rules.domain import RuleVersion, decide_firing
 from tests.executor import test_mail
 from tests.executor.jobs import queued, trigger
 from tests.executor.stack import RULES, Stack
-from tests.executor.test_mail import Inbox, _stack
+from tests.executor.test_mail import Inbox
 
 inbox = test_mail.inbox  # the aiosmtpd fixture
+mailing = test_mail.mailing  # the executor sending to it
 
 
 class _Ctx:
@@ -70,23 +68,6 @@ def test_an_encoded_word_cannot_end_the_headers_and_replace_the_body() -> None:
     raw = _raw("[OPS-1] =?utf-8?q?x=0D=0A=0D=0Aphishing_text?=")
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert b"Message-ID:" in head and b"Content-Type: multipart/alternative" in head, head
-
-
-@pytest.fixture
-async def mailing(
-    fast: Settings,
-    inbox: tuple[Inbox, int],
-    database_url: str,
-    nats_url: str,
-) -> AsyncIterator[Stack]:
-    settings = fast.model_copy(
-        update={
-            "smtp_url": SecretStr(f"smtp://127.0.0.1:{inbox[1]}"),
-            "mail_from": "ops@example.com",
-        }
-    )
-    async for stack in _stack(settings, database_url, nats_url):
-        yield stack
 
 
 async def _queue_with_title(stack: Stack, key: str, title: str, action: dict[str, Any]) -> str:
