@@ -4,11 +4,10 @@ ServiceError)."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.errors import ServiceError
-from libs.events.inputs import input_problem
+from libs.events.refusal_edge import refusal_edge
 from services.rules.refusals import InvalidRule, Refusal, RefusalCode
 
 STATUS: Final[dict[RefusalCode, int]] = {
@@ -31,19 +30,5 @@ def as_service_error(refusal: Refusal) -> ServiceError:
     return ServiceError(STATUS[refusal.code], refusal.code, refusal.message, details)
 
 
-def edge(handler: RpcHandler) -> RpcHandler:
-    """`handler` as the RPC server runs it: a body that cannot be stored (a NUL, a lone
-    surrogate, too deep) is refused first; a refusal leaves as the ServiceError of its code."""
-
-    async def answer(request: RpcRequest) -> Any:
-        try:
-            problem = input_problem(request.body)
-            if problem is not None:
-                raise Refusal(
-                    "VALIDATION_ERROR", "the request body is not valid", {"body": problem}
-                )
-            return await handler(request)
-        except Refusal as refusal:
-            raise as_service_error(refusal) from None
-
-    return answer
+edge = refusal_edge(Refusal, as_service_error)
+"""Wraps each method (libs/events/refusal_edge.py): bad bodies refused, refusals as ServiceError."""
