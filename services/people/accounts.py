@@ -150,15 +150,4 @@ class AccountCommands(Writer):
         if await queries.session_owner(self.deps.pool, session_id) != user_id:
             raise not_found("session")
         ended = SessionEnded(session_id=session_id, user_id=user_id, reason=reason)
-        try:
-            async with self.deps.store.transaction() as conn:
-                appended = await self._append(
-                    conn,
-                    session_stream(session_id),
-                    [ended],
-                    expected_version=1,  # started, not yet ended
-                    meta=meta,
-                )
-        except ConcurrencyError:
-            return await self._as_is(session_stream(session_id))  # already ended
-        return Receipt(written=written(appended))
+        return await self._end(session_stream(session_id), ended, meta=meta)

@@ -19,7 +19,7 @@ from libs.events.db import Conn
 from libs.events.envelope import Metadata, new_id
 from libs.events.errors import ServiceError, not_found
 from libs.events.registry import REGISTRY
-from libs.events.store import NO_STREAM, ConcurrencyError
+from libs.events.store import NO_STREAM
 from services.people import queries, security
 from services.people.domain import UserState, decide_token, fold_user, token_stream, user_stream
 from services.people.writer import Writer, written
@@ -106,15 +106,4 @@ class TokenCommands(Writer):
         if row.revoked:
             return await self._as_is(token_stream(token_id))
         revoked = TokenRevoked(token_id=token_id, user_id=owner_id)
-        try:
-            async with self.deps.store.transaction() as conn:
-                appended = await self._append(
-                    conn,
-                    token_stream(token_id),
-                    [revoked],
-                    expected_version=1,  # created, not yet revoked
-                    meta=meta,
-                )
-        except ConcurrencyError:
-            return await self._as_is(token_stream(token_id))  # revoked concurrently
-        return Receipt(written=written(appended))
+        return await self._end(token_stream(token_id), revoked, meta=meta)

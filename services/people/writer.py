@@ -12,6 +12,7 @@ from libs.events.db import Conn
 from libs.events.envelope import Envelope, Metadata
 from libs.events.registry import DomainEvent
 from libs.events.runtime import Deps
+from libs.events.store import ConcurrencyError
 from services.people.projection import PEOPLE_PROJECTION
 
 
@@ -55,3 +56,15 @@ class Writer:
         """The receipt of a command that found nothing to write: the stream as it stands."""
         version = await self.deps.store.stream_version(stream_id)
         return Receipt(written=[Written(stream_id=stream_id, version=version)])
+
+    async def _end(self, stream_id: str, ended: DomainEvent, *, meta: Metadata) -> Receipt:
+        """Append the event that ends a stream of two (a session's, a token's): at version 1,
+        so ending it twice, or two ends racing, write it once; the loser gets the stream as is."""
+        try:
+            async with self.deps.store.transaction() as conn:
+                appended = await self._append(
+                    conn, stream_id, [ended], expected_version=1, meta=meta
+                )
+        except ConcurrencyError:
+            return await self._as_is(stream_id)  # ended already, or meanwhile
+        return Receipt(written=written(appended))
