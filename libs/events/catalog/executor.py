@@ -18,9 +18,8 @@ from libs.events.registry import SECRET, DomainEvent, event
 WebhookKind = Literal["webhook", "slack", "discord", "teams", "mattermost"]
 
 
-@event("webhook.registered")
-class WebhookRegistered(DomainEvent):
-    """First event of `webhook-<id>`."""
+class _Endpoint(DomainEvent):
+    """The whole endpoint, as `webhook.registered` and `webhook.changed` both carry it."""
 
     webhook_id: str
     name: str
@@ -32,17 +31,14 @@ class WebhookRegistered(DomainEvent):
     by: str
 
 
-@event("webhook.changed")
-class WebhookChanged(DomainEvent):
-    """A PATCH: the whole endpoint as it now is."""
+@event("webhook.registered")
+class WebhookRegistered(_Endpoint):
+    """First event of `webhook-<id>`."""
 
-    webhook_id: str
-    name: str
-    kind: WebhookKind
-    url: Annotated[str, SECRET]
-    secret: Annotated[str | None, SECRET] = None
-    events: list[str] | None = None
-    by: str
+
+@event("webhook.changed")
+class WebhookChanged(_Endpoint):
+    """A PATCH: the whole endpoint as it now is."""
 
 
 @event("webhook.removed")
