@@ -9,10 +9,11 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Query, Request
 from pydantic import BaseModel, ValidationError
 
-from libs.events.contract import Method, ask
+from libs.events.contract import Method
 from libs.events.errors import ServiceError
 from services.gateway.auth import Principal
 from services.gateway.deps import DepsDep
+from services.gateway.people.calls import query
 
 In = TypeVar("In", bound=BaseModel)
 Out = TypeVar("Out")
@@ -27,15 +28,8 @@ async def ask_as(
     deps: DepsDep, request: Request, who: Principal, method: Method[In, Out], body: In
 ) -> Out:
     """Call `method` of its service as `who`, within the request's correlation id."""
-    return await ask(
-        deps.rpc,
-        method,
-        body,
-        actor=who.actor,
-        role=who.role.value,
-        on_behalf_of=who.user_id,
-        correlation_id=request.headers.get("x-correlation-id"),
-    )
+    correlation_id = request.headers.get("x-correlation-id")
+    return await query(deps, method, body, who=who, correlation_id=correlation_id)
 
 
 def request_of(model: type[In], **values: Any) -> In:
