@@ -20,7 +20,7 @@ from libs.events.envelope import Actor
 
 MAX_PAGE: Final = 200
 JOB_ID: Final = r"^[0-9a-f]{64}$"
-"""A job's id: the SHA-256 of its firing (services/rules/domain.job_id)."""
+"""A job's id: the SHA-256 of its firing (libs/rules/firing.job_id)."""
 WEBHOOK_ID: Final = r"^wh_[0-9a-f]{16}$"
 MAX_URL: Final = 2_000
 MAX_EVENT_PATTERNS: Final = 50

@@ -94,7 +94,7 @@ class _Shape(BaseModel):
 
 class TriggerIn(_Shape):
     """`{event, from?, to?}` for status changes, `{event, kind?}` for sla.*, `{event, after}` for
-    ticket.stale; which options each trigger takes is services/rules/triggers.py's."""
+    ticket.stale; which options each trigger takes is libs/rules/triggers.py's."""
 
     model_config = ConfigDict(validate_by_name=True, serialize_by_alias=True)
 

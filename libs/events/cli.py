@@ -29,6 +29,7 @@ SERVICE_MODULES: dict[str, str] = {
     "tickets": "services.tickets.app",
     "executor": "services.executor.app",
     "rules": "services.rules.app",
+    "approvals": "services.approvals.app",
 }
 
 SERVICE_NAMES = ", ".join(SERVICE_MODULES)

@@ -286,3 +286,15 @@ def decide_retry(job: Job | None, *, by: str) -> list[DomainEvent]:
             {"state": job.state},
         )
     return [JobRetryRequested(by=by)]
+
+
+def decide_approval(job: Job, *, approval_id: str, outcome: str) -> list[DomainEvent]:
+    """The decision of the job's approval request: approved, the job is queued to run;
+    rejected or expired, it ends skipped with that reason. A job not waiting for this approval
+    (decided already, or never gated by it) changes nothing."""
+    if job.state != "pending_approval" or job.approval_id != approval_id:
+        return []
+    if outcome == "approved":
+        return [JobApproved(approval_id=approval_id)]
+    reason: SkipReason = "approval_rejected" if outcome == "rejected" else "approval_expired"
+    return [JobSkipped(reason=reason, approval_id=approval_id)]

@@ -11,7 +11,15 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 
 from libs.events.runtime import Deps, Service
-from services.gateway import events_api, health, job_routes, rule_routes, stream, ticket_routes
+from services.gateway import (
+    approval_routes,
+    events_api,
+    health,
+    job_routes,
+    rule_routes,
+    stream,
+    ticket_routes,
+)
 from services.gateway.body_limit import BodyLimit
 from services.gateway.csrf import CrossSiteRefusal
 from services.gateway.docs import install_docs
@@ -29,6 +37,7 @@ API_ROUTERS = [
     ticket_routes.router,
     rule_routes.router,
     job_routes.router,
+    approval_routes.router,
     stream.router,
 ]
 """The /api/v1 routers: each operation documents the error answers any of them may give, and

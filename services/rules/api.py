@@ -17,9 +17,10 @@ from libs.events.contract import fit_page, serve
 from libs.events.envelope import ActorKind
 from libs.events.registry import DomainEvent
 from libs.events.runtime import Deps
+from libs.rules.firing import RuleVersion
 from services.rules import domain, queries
 from services.rules.cursors import decode, encode
-from services.rules.domain import RuleState, RuleVersion
+from services.rules.domain import RuleState
 from services.rules.handlers import RuleCommands
 from services.rules.history import evaluate, match
 from services.rules.refusals import archived, forbidden, not_found

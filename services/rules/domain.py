@@ -1,5 +1,5 @@
-"""Rules, pure: create / revise / enable / disable / archive, whether a rule version fires on an
-event (trigger, options, conditions, loop guard), and the id of the job a firing makes.
+"""Rules, pure: create / revise / enable / disable / archive, and the first events of a firing's
+job. Whether a rule version fires, and the job's id, are `libs/rules/firing.py`'s.
 
 A refusal is a `Refusal` (a code and a message, no HTTP status). The caller validates a
 definition first (`validation.validate_rule`); this module trusts what it is given.
@@ -7,14 +7,13 @@ definition first (`validation.validate_rule`); this module trusts what it is giv
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
-from uuid import UUID
+from typing import Any
 
 from libs.contracts.rules import RuleBody, RuleDefinition
 from libs.events.catalog.rules import (
+    JobApprovalRequested,
     JobQueued,
     JobSkipped,
     RuleArchived,
@@ -23,26 +22,11 @@ from libs.events.catalog.rules import (
     RuleEnabled,
     RuleRevised,
 )
-from libs.events.conditions import evaluate
-from libs.events.envelope import ActorKind, Envelope
+from libs.events.envelope import Envelope
 from libs.events.registry import DomainEvent
+from libs.rules.firing import RuleVersion, approval_id, job_id
+from libs.rules.triggers import TRIGGERS, condition_context, ticket_of
 from services.rules.refusals import Refusal, archived, not_found
-from services.rules.triggers import TRIGGERS, condition_context, ticket_of
-
-DEFAULT_MAX_CAUSATION_DEPTH: Final = 3
-AUTOMATION_ACTORS: Final = frozenset({"executor", "rules"})
-"""Service actors that act for jobs: what they write was caused by automation. Other services
-(SLA timers, ingest, the analyzer) report facts, and rules on those fire without opting in."""
-JOB_ID_TAG: Final = b"opsledger.job.v1"
-
-
-@dataclass(frozen=True)
-class RuleVersion:
-    """One version of a rule: what fired, as a job records it."""
-
-    rule_id: str
-    version: int
-    body: RuleBody
 
 
 @dataclass(frozen=True)
@@ -67,10 +51,6 @@ class RuleState:
 
 def rule_stream(rule_id: str) -> str:
     return f"rule-{rule_id}"
-
-
-def job_stream(job: str) -> str:
-    return f"job-{job}"
 
 
 def body_json(definition: RuleBody) -> dict[str, Any]:
@@ -165,72 +145,6 @@ def fold(events: Iterable[DomainEvent]) -> RuleState | None:
 # --- firing --------------------------------------------------------------------------------------
 
 
-def caused_by_automation(
-    event: Envelope, *, automation_actors: frozenset[str] = AUTOMATION_ACTORS
-) -> bool:
-    """Whether a job caused the event: its actor is a service acting for jobs."""
-    actor = event.metadata.actor
-    return actor.kind is ActorKind.SERVICE and actor.id in automation_actors
-
-
-def loop_guard_allows(
-    body: RuleBody,
-    event: Envelope,
-    *,
-    max_depth: int = DEFAULT_MAX_CAUSATION_DEPTH,
-    automation_actors: frozenset[str] = AUTOMATION_ACTORS,
-) -> bool:
-    """An event caused by automation fires only rules with `on_automation`, and only up to
-    causation depth `max_depth`; any other event passes."""
-    if not caused_by_automation(event, automation_actors=automation_actors):
-        return True
-    return body.on_automation and event.metadata.causation_depth <= max_depth
-
-
-def fires(
-    rule: RuleVersion,
-    event: Envelope,
-    ticket: Mapping[str, Any] | None,
-    *,
-    related: Mapping[str, Mapping[str, Any]] | None = None,
-    max_depth: int = DEFAULT_MAX_CAUSATION_DEPTH,
-    automation_actors: frozenset[str] = AUTOMATION_ACTORS,
-) -> bool:
-    """Whether `rule` fires on `event`, given the ticket as it was right after the event.
-
-    The event must be one of the trigger's types and pass its options (`from`/`to`, `kind`,
-    `after`) and the loop guard; then the conditions hold over the ticket paths, `trigger` and
-    `related` (alert, incident). A shadow rule fires too (its job ends skipped). Whether the
-    rule is enabled is the caller's to check: a dry run evaluates drafts."""
-    trigger = TRIGGERS[rule.body.trigger.event]
-    if event.type not in trigger.event_types:
-        return False
-    if not loop_guard_allows(
-        rule.body, event, max_depth=max_depth, automation_actors=automation_actors
-    ):
-        return False
-    context = condition_context(trigger, event, ticket, related)
-    if not trigger.accepts(rule.body.trigger, context["trigger"]):
-        return False
-    return rule.body.conditions is None or evaluate(rule.body.conditions, context)
-
-
-def job_id(rule_id: str, rule_version: int, trigger_event_id: UUID | str) -> str:
-    """The id of the job (and `job-<id>` its stream) of one firing: SHA-256, as 64 hex digits,
-    over `opsledger.job.v1`, the rule id, the version in decimal and the event id in canonical
-    UUID form (lowercase, hyphenated), each as UTF-8 preceded by its byte length as 8 bytes
-    big-endian. Length prefixes make the encoding injective: no two triples share it."""
-    if isinstance(rule_version, bool) or rule_version < 1:
-        raise ValueError("rule_version is a positive integer")
-    parts = (JOB_ID_TAG, rule_id, str(rule_version), str(UUID(str(trigger_event_id))))
-    digest = hashlib.sha256()
-    for part in parts:
-        encoded = part if isinstance(part, bytes) else part.encode("utf-8")
-        digest.update(len(encoded).to_bytes(8, "big"))
-        digest.update(encoded)
-    return digest.hexdigest()
-
-
 def decide_firing(
     rule: RuleVersion,
     event: Envelope,
@@ -239,7 +153,8 @@ def decide_firing(
     related: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[DomainEvent]:
     """The first events of the job of a firing (append to `job_stream(job_id(...))` with "no
-    stream yet"): `job.queued`, and for a shadow rule `job.skipped` (reason shadow) at once.
+    stream yet"): `job.queued`, then for a shadow rule `job.skipped` (reason shadow) at once,
+    and for a gated one `job.approval_requested` (the approval the gate locked the ticket for).
     `ticket` and `related` must be JSON-shaped: the job keeps them as its template context."""
     trigger = TRIGGERS[rule.body.trigger.event]
     job = job_id(rule.rule_id, rule.version, event.id)
@@ -261,4 +176,8 @@ def decide_firing(
         context=context,
         approval=rule.body.approval.model_dump(mode="json") if rule.body.approval else None,
     )
-    return [queued, JobSkipped(reason="shadow")] if rule.body.mode == "shadow" else [queued]
+    if rule.body.mode == "shadow":
+        return [queued, JobSkipped(reason="shadow")]
+    if rule.body.approval is not None:
+        return [queued, JobApprovalRequested(approval_id=approval_id(job))]
+    return [queued]

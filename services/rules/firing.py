@@ -1,7 +1,8 @@
 """Firing: an event that fires a trigger makes one job per rule version it fires.
 
-The rule versions are those live when the event was recorded (`queries.live_versions`), so a
-replay decides as the live consumer did. Each firing's job is appended to
+The rule versions are those live just before the event in the log (`queries.live_versions`),
+so a replay decides as the live consumer did, and as the approval gate did when it locked the
+ticket in the event's own append (`libs/rules/gate.py`). Each firing's job is appended to
 `job_stream(job_id(rule, version, event))` with "no stream yet": a second append of the same
 firing (the event redelivered, replayed, or handled by another replica at the same moment)
 finds the stream there and is a no-op, decided by the store's uniqueness, not by a lock of ours.
@@ -15,9 +16,10 @@ from typing import Any
 
 from libs.events.consumers import HandlerContext
 from libs.events.store import NO_STREAM, ConcurrencyError
+from libs.rules.firing import fires, job_id, job_stream
+from libs.rules.triggers import triggers_of
 from services.rules import queries
-from services.rules.domain import decide_firing, fires, job_id, job_stream
-from services.rules.triggers import triggers_of
+from services.rules.domain import decide_firing
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,9 @@ async def fire(ctx: HandlerContext, ticket: Mapping[str, Any] | None) -> list[st
     names = [trigger.name for trigger in triggers_of(envelope.type)]
     depth = ctx.settings.rules_max_causation_depth
     jobs: list[str] = []
-    for rule in await queries.live_versions(ctx.conn, names, at=envelope.recorded_at):
+    for rule in await queries.live_versions(
+        ctx.conn, names, position=envelope.position, at=envelope.recorded_at
+    ):
         if not fires(rule, envelope, ticket, max_depth=depth):
             continue
         job = job_id(rule.rule_id, rule.version, envelope.id)

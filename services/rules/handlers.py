@@ -16,6 +16,7 @@ from libs.events.envelope import Metadata
 from libs.events.registry import DomainEvent
 from libs.events.runtime import Deps
 from libs.events.store import NO_STREAM, ConcurrencyError
+from libs.rules.gate import hold_for_rule_write
 from services.rules import domain, queries
 from services.rules.domain import RuleState, rule_stream
 from services.rules.projection import RULES
@@ -48,6 +49,7 @@ class RuleCommands:
         for attempt in range(ATTEMPTS):
             try:
                 async with self.deps.store.transaction() as conn:
+                    await hold_for_rule_write(conn)  # no ticket append sees half a change
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtextextended($1, 7312))", stream
                     )

@@ -18,10 +18,10 @@ from libs.events.catalog.tickets import TICKET_EVENTS
 from libs.events.envelope import Envelope, stream_category
 from libs.events.registry import REGISTRY
 from libs.events.runtime import Deps
+from libs.rules.firing import RuleVersion, fires
+from libs.rules.ticket_view import fold
+from libs.rules.triggers import TRIGGERS, ticket_of
 from services.rules import queries
-from services.rules.domain import RuleVersion, fires
-from services.rules.tickets import fold
-from services.rules.triggers import TRIGGERS, ticket_of
 
 _TICKET_TYPES = [cls.event_type for cls in TICKET_EVENTS]
 

@@ -2,9 +2,10 @@
 
 `rule.*` events project rules, their versions and the state each event left a rule in;
 `ticket.*` events project this service's own copy of the ticket (as it was right after each
-event); an event that fires a trigger is then evaluated against the rule versions live when it
-was recorded, over that very snapshot (`firing.fire`). Projecting first and firing in the same
-handler is what makes "the ticket right after the event" exact, however the consumer lags.
+event); an event that fires a trigger is then evaluated against the rule versions live just
+before it in the log (`libs/rules/gate.py` says why the log's order), over that very snapshot
+(`firing.fire`). Projecting first and firing in the same handler is what makes "the ticket right
+after the event" exact, however the consumer lags.
 
 Replayable: `opsledger replay rules` rebuilds the tables in log order and evaluates every event
 again, which makes no second job (a firing's job stream exists, so its append is a no-op)."""
@@ -21,9 +22,9 @@ from libs.events.catalog.rules import (
 from libs.events.catalog.tickets import TICKET_EVENTS
 from libs.events.consumers import Consumer, Handler, HandlerContext
 from libs.events.registry import REGISTRY, DomainEvent
+from libs.rules.ticket_view import Ticket, evolve, fold
+from libs.rules.triggers import TRIGGERS, ticket_of, triggers_of
 from services.rules import firing, queries
-from services.rules.tickets import Ticket, evolve, fold
-from services.rules.triggers import TRIGGERS, ticket_of, triggers_of
 
 
 async def on_rule_created(ctx: HandlerContext, event: RuleCreated) -> None:
@@ -92,12 +93,13 @@ async def _version(
 async def _state(ctx: HandlerContext, rule_id: str) -> None:
     """The rule as this event left it, kept by the event's version in the rule's stream."""
     await ctx.conn.execute(
-        "INSERT INTO rules.rule_states (rule_id, seq, at, version, live) "
-        "SELECT id, $2, $3, version, enabled AND NOT archived FROM rules.rules WHERE id = $1 "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO rules.rule_states (rule_id, seq, at, version, live, position) "
+        "SELECT id, $2, $3, version, enabled AND NOT archived, $4 FROM rules.rules "
+        "WHERE id = $1 ON CONFLICT DO NOTHING",
         rule_id,
         ctx.envelope.version,
         ctx.envelope.recorded_at,
+        ctx.envelope.position,
     )
 
 

@@ -13,7 +13,7 @@ from libs.contracts.rules import RuleBody, RuleOut, RuleVersionOut
 from libs.events.db import Conn
 from libs.events.envelope import Envelope
 from libs.events.log_reads import COLUMNS, envelope_of
-from services.rules.domain import RuleVersion
+from libs.rules.firing import RuleVersion
 
 Db: TypeAlias = "Conn | asyncpg.Pool"
 """A connection, or the pool for a one-statement read."""
@@ -72,15 +72,20 @@ async def version(conn: Db, rule_id: str, number: int) -> RuleVersion | None:
     return None if raw is None else RuleVersion(rule_id, number, RuleBody.model_validate(raw))
 
 
-async def live_versions(conn: Db, triggers: Sequence[str], *, at: datetime) -> list[RuleVersion]:
-    """The rule versions on one of `triggers` that were live (enabled, not archived) at `at`:
-    each rule as its last event recorded at or before `at` left it."""
+async def live_versions(
+    conn: Db, triggers: Sequence[str], *, position: int, at: datetime
+) -> list[RuleVersion]:
+    """The rule versions on one of `triggers` that were live just before the event at log
+    `position`: each rule as its last event before that position left it (a state recorded
+    before positions were kept is placed by its time, `at` being the event's)."""
     rows = await conn.fetch(
         "SELECT s.rule_id, s.version, v.definition FROM ("
         "  SELECT DISTINCT ON (rule_id) rule_id, version, live FROM rules.rule_states"
-        "  WHERE at <= $1 ORDER BY rule_id, seq DESC) s "
+        "  WHERE position < $1 OR (position IS NULL AND at <= $2)"
+        "  ORDER BY rule_id, seq DESC) s "
         "JOIN rules.rule_versions v ON v.rule_id = s.rule_id AND v.version = s.version "
-        "WHERE s.live AND v.trigger = ANY($2::text[]) ORDER BY s.rule_id",
+        "WHERE s.live AND v.trigger = ANY($3::text[]) ORDER BY s.rule_id",
+        position,
         at,
         list(triggers),
     )

@@ -23,10 +23,10 @@ from libs.contracts.rules import (
     TriggerName,
 )
 from libs.events.conditions import AllOf, AnyOf, Condition, Leaf, NotOf, parse_condition
+from libs.rules.triggers import ANY_TEMPLATE_ROOTS, TRIGGERS, Trigger
 from libs.templates import check
 from libs.templates import texts as template_texts
 from services.rules.refusals import InvalidRule
-from services.rules.triggers import ANY_TEMPLATE_ROOTS, TRIGGERS, Trigger
 
 TICKET_ACTIONS: Final = frozenset({"assign", "set_status", "set_priority", "add_tag"})
 _OPTIONS: Final = ("from", "to", "kind", "after")

@@ -19,6 +19,7 @@ from libs.events.envelope import Actor, Envelope, Metadata
 from libs.events.registry import DomainEvent
 from libs.events.runtime import Deps
 from libs.events.store import NO_STREAM, ConcurrencyError
+from libs.rules.gate import GatedRules, ticket_before
 from services.tickets import domain, queries
 from services.tickets.commands import Command, CreateTicket
 from services.tickets.fields import BUILTIN_TYPES, TicketTypeSchema
@@ -29,6 +30,7 @@ from services.tickets.state import TicketState, evolve, fold
 ATTEMPTS = 8
 _SEED_IDS = uuid.UUID("6f1c1f4e-1f0e-4c55-9d43-5b0d2f9a7c11")
 _COMMAND_IDS = uuid.UUID("3c8f0d6a-52b1-4f4e-8a7e-1d9b6e0c2f57")
+_LOCK_IDS = uuid.UUID("9d2e6b1a-4c3f-4e8d-a1b7-5f0c3e9d2a64")
 
 
 def command_event_ids(stream: str, idempotency_key: str, count: int) -> list[uuid.UUID]:
@@ -63,6 +65,7 @@ class TicketCommands:
 
     def __post_init__(self) -> None:
         self.projections = [self.deps.dispatcher(TICKETS_PROJECTION, service="tickets")]
+        self.gate = GatedRules(registry=self.deps.store.registry)
 
     async def load(
         self, key: str, *, until: datetime | None = None, conn: Conn | None = None
@@ -83,6 +86,7 @@ class TicketCommands:
         for attempt in range(ATTEMPTS):
             try:
                 async with self.deps.store.transaction() as conn:
+                    await self.gate.hold(conn)
                     await lock_stream(conn, stream)
                     state, history = await self.load(key, conn=conn)
                     if state is not None and idempotency_key is not None:
@@ -97,6 +101,7 @@ class TicketCommands:
                     written = await self._append(
                         conn, stream, decision.events, expected, meta, ids=ids
                     )
+                    written += await self._lock(conn, stream, history, written)
             except ConcurrencyError:
                 await _pause(attempt)
                 continue
@@ -121,10 +126,12 @@ class TicketCommands:
             events = domain.decide_create(command, number=number)
             try:
                 async with self.deps.store.transaction() as conn:
+                    await self.gate.hold(conn)
                     # a taken number ends this transaction: no savepoint to keep it usable
                     written = await self._append(
                         conn, ticket_stream(key), events, NO_STREAM, meta, savepoint=False
                     )
+                    written += await self._lock(conn, ticket_stream(key), [], written)
             except ConcurrencyError:
                 await self._skip_taken_numbers()
                 continue
@@ -201,6 +208,33 @@ class TicketCommands:
             except Refusal as exc:
                 if exc.code != "TYPE_EXISTS":
                     raise
+
+    async def _lock(
+        self, conn: Conn, stream: str, history: list[Envelope], written: list[Envelope]
+    ) -> list[Envelope]:
+        """In the transaction that appended `written`: the approval lock of every gated rule
+        that fires on one of them, appended right after them (`libs/rules/gate.py`)."""
+        if not written:
+            return []
+        locks = self.gate.locks(
+            ticket_before(history, self.deps.store.registry),
+            written,
+            max_depth=self.deps.settings.rules_max_causation_depth,
+            registry=self.deps.store.registry,
+        )
+        appended: list[Envelope] = []
+        for lock in locks:
+            trigger = next(e for e in written if str(e.id) == lock.details["trigger_event_id"])
+            meta = trigger.metadata.caused_by(trigger, actor=Actor.service("tickets"))
+            appended += await self._append(
+                conn,
+                stream,
+                [lock],
+                (appended or written)[-1].version,
+                meta,
+                ids=[uuid.uuid5(_LOCK_IDS, lock.approval_id)],
+            )
+        return appended
 
     async def _append(
         self,

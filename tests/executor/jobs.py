@@ -11,7 +11,8 @@ from libs.contracts.rules import RuleBody
 from libs.events.catalog.rules import JobQueued
 from libs.events.envelope import Actor, ActorKind, Envelope, Metadata
 from libs.events.registry import DomainEvent
-from services.rules.domain import RuleVersion, decide_firing
+from libs.rules.firing import RuleVersion
+from services.rules.domain import decide_firing
 
 USER = Actor(kind=ActorKind.USER, id="u-ada")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -13,9 +13,10 @@ import pytest
 
 from libs.contracts.rules import EmailParams, RuleBody
 from libs.events.store import NO_STREAM
+from libs.rules.firing import RuleVersion
 from services.executor.actions import StepFailed, prepare
 from services.executor.actions.mail import message, recipients
-from services.rules.domain import RuleVersion, decide_firing
+from services.rules.domain import decide_firing
 from tests.executor import test_mail
 from tests.executor.jobs import queued, trigger
 from tests.executor.stack import RULES, Stack

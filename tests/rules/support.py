@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 
 from libs.contracts.rules import RuleBody
 from libs.events.envelope import Actor, ActorKind, Envelope, Metadata
-from services.rules.domain import RuleVersion
+from libs.rules.firing import RuleVersion
 from services.rules.validation import validate_rule
 
 USER = Actor(kind=ActorKind.USER, id="u-ada")

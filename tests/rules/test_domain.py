@@ -17,18 +17,15 @@ from libs.events.catalog.rules import (
     RuleRevised,
 )
 from libs.events.envelope import Actor
+from libs.rules.firing import DEFAULT_MAX_CAUSATION_DEPTH, RuleVersion, fires, job_id
 from services.rules.domain import (
-    DEFAULT_MAX_CAUSATION_DEPTH,
     RuleState,
-    RuleVersion,
     decide_archive,
     decide_create,
     decide_enable,
     decide_firing,
     decide_revise,
-    fires,
     fold,
-    job_id,
 )
 from services.rules.refusals import Refusal
 from services.rules.validation import validate_rule

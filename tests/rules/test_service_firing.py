@@ -9,7 +9,7 @@ from dataclasses import replace
 from libs.events.replay import replay_consumer
 from libs.events.settings import Settings
 from libs.events.testing import eventually
-from services.rules.domain import job_id, job_stream
+from libs.rules.firing import job_id, job_stream
 from services.rules.projection import RULES
 from tests.rules.service_support import Rules, rules_system
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from libs.rules.triggers import TEMPLATE_ROOTS
 from libs.templates import MAX_OUTPUT, TemplateFailed, check, render, render_json
-from services.rules.triggers import TEMPLATE_ROOTS
 from tests.rules.support import TICKET
 
 CONTEXT = {"ticket": TICKET, "trigger": {"from": "open", "to": "resolved"}}

@@ -12,7 +12,7 @@ import pytest
 import libs.events.catalog  # noqa: F401  (registers every event type)
 from libs.contracts.rules import TriggerIn, TriggerName
 from libs.events.registry import REGISTRY
-from services.rules.triggers import (
+from libs.rules.triggers import (
     PENDING_EVENT_TYPES,
     TRIGGERS,
     condition_context,

@@ -1,7 +1,7 @@
 """Events of rules and jobs, written by the rules service (jobs' later steps by the executor).
 
 Streams: `rule-<id>` (a rule: its definition versions, enabled/disabled, archived) and
-`job-<id>` (one firing: `<id>` is `services/rules/domain.job_id(rule id, rule version,
+`job-<id>` (one firing: `<id>` is `libs/rules/firing.job_id(rule id, rule version,
 triggering event id)`, a SHA-256 hex digest, and `job.queued` is appended with "no stream yet",
 so one firing makes one job however often its event is delivered).
 

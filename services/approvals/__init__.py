@@ -1,0 +1,1 @@
+"""The approvals service: approval requests of gated rule firings, their votes and expiry."""

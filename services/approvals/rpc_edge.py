@@ -1,0 +1,29 @@
+"""The approvals service's RPC edge: the one table from refusal codes to HTTP statuses, and the
+wrapper every method's handler runs in (bad bodies refused, refusals turned into ServiceError)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from libs.events.errors import ServiceError
+from libs.events.refusal_edge import refusal_edge
+from services.approvals.refusals import Refusal, RefusalCode
+
+STATUS: Final[dict[RefusalCode, int]] = {
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "NOT_AN_APPROVER": 403,
+    "ALREADY_DECIDED": 409,
+    "LINK_USED": 409,
+    "CONCURRENT_CHANGE": 409,
+    "INVALID_CURSOR": 422,
+    "VALIDATION_ERROR": 422,
+}
+"""The status each refusal is answered with."""
+
+
+def as_service_error(refusal: Refusal) -> ServiceError:
+    return ServiceError(STATUS[refusal.code], refusal.code, refusal.message, refusal.details)
+
+
+edge = refusal_edge(Refusal, as_service_error)
