@@ -14,15 +14,11 @@ from libs.events.testing import eventually
 from tests.tickets.support import ADMIN, ALICE, Desk, Who
 
 TERMINAL = frozenset({"succeeded", "skipped", "dead_lettered"})
-DEPLOY = {
-    "type": "deployment",
-    "title": "Deploy api 2.0",
-    "fields": {
-        "service": "api",
-        "environment": "production",
-        "version": "2.0",
-        "rollback_plan": "redeploy 1.9",
-    },
+DEPLOY_FIELDS: dict[str, Any] = {
+    "service": "api",
+    "environment": "production",
+    "version": "2.0",
+    "rollback_plan": "redeploy 1.9",
 }
 
 
@@ -65,7 +61,7 @@ class Gate:
         return made
 
     async def deploy(self, by: Who = ALICE, **fields: Any) -> str:
-        body = DEPLOY | {"fields": DEPLOY["fields"] | fields}
+        body = {"type": "deployment", "title": "Deploy api 2.0", "fields": DEPLOY_FIELDS | fields}
         created = await self.desk.call("tickets.create", body, by=by)
         return str(created["key"])
 
