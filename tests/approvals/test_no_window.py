@@ -23,6 +23,7 @@ Attempt = Callable[[str], Awaitable[bool]]
 
 async def _next_key(gate: Gate) -> str:
     row = await gate.deps.pool.fetchrow("SELECT last_value, is_called FROM tickets.ticket_numbers")
+    assert row is not None
     number = int(row["last_value"]) + (1 if row["is_called"] else 0)
     return f"OPS-{number}"
 
