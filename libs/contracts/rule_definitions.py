@@ -283,7 +283,9 @@ class JobOut(BaseModel):
     id: str
     rule_id: str
     rule_version: int = Field(ge=1)
-    action: ActionType | None
+    action: ActionType | Literal["announce_approval"] | None
+    """The step's action: a rule's, or `announce_approval`, the post of an approval request to a
+    chat endpoint, which the executor queues itself."""
     """The action the job is at (the first step not done; the last one once it has ended)."""
     ticket: str | None
     incident: str | None

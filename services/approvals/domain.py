@@ -153,8 +153,10 @@ class Firing:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def decide_open(state: Approval | None, firing: Firing) -> list[DomainEvent]:
-    """The request of a gated firing; nothing when it is open already."""
+def decide_open(
+    state: Approval | None, firing: Firing, *, approvers: list[str]
+) -> list[DomainEvent]:
+    """The request of a gated firing (announced to `approvers`); nothing when it is open."""
     if state is not None:
         return []
     gate = ApprovalIn.model_validate(dict(firing.gate))
@@ -175,6 +177,7 @@ def decide_open(state: Approval | None, firing: Firing) -> list[DomainEvent]:
             expires_at=firing.at + timedelta(seconds=expires),
             escalate_at=firing.at + timedelta(seconds=escalate) if escalate else None,
             announce=list(gate.announce),
+            approvers=sorted(set(approvers) - {firing.requester_id or ""}),
             summary=f"{firing.rule_name}: {firing.actions}",
         )
     ]

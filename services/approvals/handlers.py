@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from libs.contracts.rule_definitions import ApprovalIn
 from libs.events import timers
 from libs.events.catalog.approvals import (
     ApprovalDecided,
@@ -96,7 +97,16 @@ class ApprovalCommands:
         """Open the request of a gated firing in the caller's transaction (once: a second
         opening, from the firing's other announcement or a replica, finds it there)."""
         state = await self.load(conn, firing.approval_id)
-        events = domain.decide_open(state, firing)
+        if state is not None:
+            return
+        gate = ApprovalIn.model_validate(dict(firing.gate))
+        approvers = await queries.approvers(
+            conn,
+            users=gate.approvers.users,
+            roles=list(gate.approvers.roles),
+            exclude=firing.requester_id,
+        )
+        events = domain.decide_open(state, firing, approvers=approvers)
         if not events:
             return
         stream = approval_stream(firing.approval_id)
@@ -174,7 +184,10 @@ class ApprovalCommands:
         state = await self.load(conn, approval_id)
         if state is None:
             return
-        notified = await queries.approvers_of(conn, state.requested)
+        asked = state.requested
+        notified = await queries.approvers(
+            conn, users=asked.users, roles=asked.roles, exclude=asked.requester_id
+        )
         events = domain.decide_escalation(state, notified)
         if events:
             stream = approval_stream(approval_id)

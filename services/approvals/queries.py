@@ -12,7 +12,6 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from libs.contracts.approvals import ApprovalOut, ApprovalPage, ApprovalsListIn
-from libs.events.catalog.approvals import ApprovalRequested
 from libs.events.db import Conn
 from services.approvals.domain import Voter
 from services.approvals.refusals import Refusal
@@ -69,14 +68,17 @@ async def voter(conn: Db, user_id: str) -> Voter:
     return Voter(user_id=user_id, role=row["role"], active=row["active"])
 
 
-async def approvers_of(conn: Db, requested: ApprovalRequested) -> list[str]:
-    """Everyone who may vote on the request now: the named users and the active holders of its
-    roles, never the ticket's requester."""
+async def approvers(
+    conn: Db, *, users: list[str], roles: list[str], exclude: str | None
+) -> list[str]:
+    """Who may vote now: the named users and the active holders of the roles, never `exclude`
+    (the ticket's requester)."""
     rows = await conn.fetch(
-        "SELECT user_id FROM approvals.people WHERE active AND (user_id = ANY($1::text[]) "
-        "OR role = ANY($2::text[])) ORDER BY user_id",
-        list(requested.users),
-        list(requested.roles),
+        "SELECT user_id, active FROM approvals.people "
+        "WHERE role = ANY($1::text[]) OR user_id = ANY($2::text[])",
+        list(roles),
+        list(users),
     )
-    named = {r["user_id"] for r in rows} | set(requested.users)
-    return sorted(named - {requested.requester_id} if requested.requester_id else named)
+    stopped = {r["user_id"] for r in rows if not r["active"]}
+    found = {r["user_id"] for r in rows if r["active"]} | set(users)
+    return sorted(found - stopped - {exclude or ""})

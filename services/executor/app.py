@@ -11,6 +11,7 @@ from pathlib import Path
 from libs.events.bus import RpcHandler
 from libs.events.runtime import Deps, Service
 from services.executor.api import ExecutorApi
+from services.executor.announcements import ANNOUNCE
 from services.executor.approvals import APPROVALS
 from services.executor.leases import watch_leases
 from services.executor.projection import JOBS_PROJECTION, WEBHOOKS_PROJECTION
@@ -23,7 +24,7 @@ def rpc_methods(deps: Deps) -> Mapping[str, RpcHandler]:
 
 SERVICE = Service(
     name="executor",
-    consumers=[JOBS_PROJECTION, WEBHOOKS_PROJECTION, APPROVALS],
+    consumers=[JOBS_PROJECTION, WEBHOOKS_PROJECTION, APPROVALS, ANNOUNCE],
     rpc=rpc_methods,
     migrations_dir=Path(__file__).parent / "migrations",
     background=[run_worker, watch_leases],

@@ -11,11 +11,13 @@ from pathlib import Path
 from fastapi import Depends, FastAPI
 
 from libs.events.runtime import Deps, Service
+from libs.server_secret import require_secret, resolve_secret
 from services.gateway import (
     approval_routes,
     events_api,
     health,
     job_routes,
+    link_routes,
     rule_routes,
     stream,
     ticket_routes,
@@ -27,10 +29,9 @@ from services.gateway.errors import API_ERRORS, install_error_handlers, refuse_n
 from services.gateway.forwarded import ForwardedHeaders
 from services.gateway.people import routes as people_routes
 from services.gateway.people.projection import AUTH_PROJECTION
-from services.gateway.secret import require_secret, resolve_secret
 from services.gateway.security_headers import SecurityHeaders
 
-ROUTERS = [health.router]
+ROUTERS = [health.router, link_routes.router]
 API_ROUTERS = [
     events_api.router,
     people_routes.router,

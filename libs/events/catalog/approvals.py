@@ -41,6 +41,10 @@ class ApprovalRequested(DomainEvent):
     escalate_at: datetime | None = None
     announce: list[str] = Field(default_factory=list)
     """Webhook ids of chat endpoints the request is posted to, with signed links."""
+    approvers: list[str] = Field(default_factory=list)
+    """Who could vote when it opened (the named users and the active holders of its roles,
+    never the requester): whom it is announced to, in-app and with a link each in chat. Who may
+    vote is decided again at each vote."""
     summary: str = ""
     """What waits: the rule's name and its actions, as the approver sees them."""
 

@@ -16,6 +16,7 @@ from libs.contracts.rules import ACTION_PARAMS, MAX_TEMPLATE, ActionParams
 from libs.templates import TemplateFailed, render, render_json
 from services.executor.actions import (
     add_tag,
+    announce,
     assign,
     discord,
     mail,
@@ -41,14 +42,20 @@ ACTIONS: Final[dict[str, Action[Any]]] = {
     "teams": teams.ACTION,
     "mattermost": mattermost.ACTION,
     "email": mail.ACTION,
+    announce.NAME: announce.ACTION,
 }
+
+
+INTERNAL: Final = frozenset({announce.NAME})
+"""Actions the executor queues itself, which no rule may name (not in the contract's types)."""
 
 
 def prepare(action_type: str, raw: Mapping[str, Any], values: Mapping[str, Any]) -> ActionParams:
     """The step's params, rendered and validated; StepFailed (not retryable) when they cannot
     be: no retry mends a template that fails or params that do not fit."""
     action = ACTIONS.get(action_type)
-    if action is None or ACTION_PARAMS.get(action_type) is None:
+    internal = action_type in INTERNAL
+    if action is None or (ACTION_PARAMS.get(action_type) is None and not internal):
         raise StepFailed(f"the {action_type!r} action cannot run yet", retryable=False)
     params = dict(raw)
     try:

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 
-from services.gateway.secret import derive_key
+from libs.server_secret import derive_key
 
 SESSION_COOKIE = "opsledger_session"
 """The session cookie's name over plain http (development on localhost)."""

@@ -1,4 +1,7 @@
-"""The gateway's signing secret: required in production, generated once and kept in dev."""
+"""The server's signing secret: required in production, generated once and kept in dev. The
+gateway signs sessions with it and checks signed links; the executor signs the links it posts.
+Several processes on one data dir share the one generated file; replicas on different hosts
+must be given OPSLEDGER_SECRET (production refuses to start without it)."""
 
 from __future__ import annotations
 
