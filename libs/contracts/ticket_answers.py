@@ -48,10 +48,15 @@ class Rating(BaseModel):
 
 
 class PendingApproval(BaseModel):
+    """The lock: `{approval_id, rule_id, since}` as the contract reads it (`action` and
+    `requested_at` say what waits and repeat `since`, kept for earlier clients)."""
+
     model_config = ConfigDict(frozen=True)
     approval_id: str
     action: str
     requested_at: datetime | None = None
+    rule_id: str | None = None
+    since: datetime | None = None
 
 
 class TicketOut(BaseModel):

@@ -100,8 +100,13 @@ def evolve(
         case TicketRated():
             changes["rating"] = Rating(score=event.score, comment=event.comment)
         case TicketApprovalRequested():
+            rule = event.details.get("rule_id")
             pending = PendingApproval(
-                approval_id=event.approval_id, action=event.action, requested_at=at
+                approval_id=event.approval_id,
+                action=event.action,
+                requested_at=at,
+                rule_id=rule if isinstance(rule, str) else None,
+                since=at,
             )
             changes["pending"] = (*state.pending, pending)
         case TicketApprovalDecided():

@@ -58,6 +58,7 @@ from libs.events.embedded import LOCALHOST, free_port
 from libs.events.runtime import Deps
 from libs.events.settings import Settings
 from libs.events.testing import eventually, isolated_system
+from services.approvals import app as approvals_app
 from services.executor import app as executor_app
 from services.gateway import app as gateway_app
 from services.gateway.people import ratelimit
@@ -216,14 +217,14 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
 async def running_system(
     settings: Settings, database_url: str, nats_url: str
 ) -> AsyncIterator[Deps]:
-    """The gateway, the people, the tickets and the rules service in one System, as `opsledger
-    dev` runs them."""
+    """Every service in one System, as `opsledger dev` runs them."""
     services = [
         people_app.SERVICE,
         gateway_app.SERVICE,
         tickets_app.SERVICE,
         rules_app.SERVICE,
         executor_app.SERVICE,
+        approvals_app.SERVICE,
     ]
     async with isolated_system(settings, database_url, nats_url, services=services) as deps:
         yield deps
