@@ -20,13 +20,16 @@ HOPS = 3
 DRAIN_TIMEOUT_S = 15.0
 
 
-async def three_hop_chain(env: BenchEnv, *, rate_s: float, seconds: float) -> list[float]:
-    """Delays (ms) from the first publish to the last hop's consume, at `rate_s` per second."""
+async def three_hop_chain(
+    env: BenchEnv, *, rate_s: float, seconds: float, hops: int = HOPS
+) -> list[float]:
+    """Delays (ms) from the first publish to the last hop's consume, at `rate_s` per second,
+    over `hops` hops (one: a plain publish -> consume)."""
     nc = await connect_nats(env.nats_url, name="bench-chain")
     js = nc.jetstream()
     ns = env.settings.namespace
     stream = f"{ns.upper()}_CHAIN"
-    subjects = [f"{ns}.chain.h{hop}" for hop in range(1, HOPS + 1)]
+    subjects = [f"{ns}.chain.h{hop}" for hop in range(1, hops + 1)]
     sent: dict[int, float] = {}
     arrived: dict[int, float] = {}
     tasks: list[asyncio.Task[None]] = []
