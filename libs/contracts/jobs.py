@@ -82,13 +82,16 @@ def _http_url(value: str) -> str:
 
 
 class WebhookIn(Body):
-    """An outgoing endpoint: `events` makes it an event subscription (delivered later)."""
+    """An outgoing endpoint: `events` makes a `webhook` endpoint an event subscription (every
+    matching event POSTed to it: services/executor/subscriptions/); `include_internal` opts a
+    subscription in to internal comments (off by default). A chat kind takes no `events`."""
 
     name: Name
     kind: WebhookKind = "webhook"
     url: Annotated[str, Field(min_length=8, max_length=MAX_URL)]
     secret: Secret | None = None
     events: list[Pattern] | None = Field(default=None, max_length=MAX_EVENT_PATTERNS)
+    include_internal: bool = False
 
     _url = field_validator("url")(_http_url)
 
@@ -101,6 +104,7 @@ class WebhookPatch(Body):
     url: Annotated[str, Field(min_length=8, max_length=MAX_URL)] | None = None
     secret: Secret | None = None
     events: list[Pattern] | None = Field(default=None, max_length=MAX_EVENT_PATTERNS)
+    include_internal: bool | None = None
 
     @field_validator("url")
     @classmethod
@@ -144,6 +148,7 @@ class WebhookOut(BaseModel):
     """Masked: scheme, host and first path segment; every other part `****`."""
     has_secret: bool
     events: list[str] | None
+    include_internal: bool = False
     created_at: datetime
     updated_at: datetime
 

@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     """A claim's lease: its steps' time limits plus this; then another replica may take it."""
     executor_concurrency: int = Field(default=16, ge=1, le=1000)
     """Jobs one executor replica runs at once."""
+    delivery_timeout_s: float = Field(default=10.0, gt=0)
+    """Time limit of one event delivery's POST: a timeout, like any non-2xx, is a failed attempt."""
+    delivery_max_attempts: int = Field(default=12, ge=1, le=100)
+    """Attempts of an event delivery before it is dead-lettered (and holds its stream's lane)."""
+    delivery_retry_base_s: float = Field(default=1.0, gt=0)
+    """Backoff before attempt n+1 is uniform in [c/2, c], c = min(cap, base * 2**(n-1))."""
+    delivery_retry_cap_s: float = Field(default=300.0, gt=0)
+    delivery_concurrency: int = Field(default=8, ge=1, le=1000)
+    """Event deliveries one executor replica sends at once (one per stream lane at most)."""
     smtp_url: SecretStr | None = None
     """`smtp://user:pass@host:port` (`smtps://` for TLS from the start, `?starttls=1` to upgrade);
     unset, email actions fail their job with an error that says so."""

@@ -114,7 +114,8 @@ async def on_webhook_registered(ctx: HandlerContext, event: WebhookRegistered) -
     at = ctx.envelope.recorded_at
     await ctx.conn.execute(
         "INSERT INTO executor.webhooks (webhook_id, position, name, kind, url, secret, events, "
-        "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $8) "
+        "include_internal, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8, $9, $9) "
         "ON CONFLICT (webhook_id) DO NOTHING",
         event.webhook_id,
         ctx.envelope.position,
@@ -123,6 +124,7 @@ async def on_webhook_registered(ctx: HandlerContext, event: WebhookRegistered) -
         event.url,
         event.secret,
         None if event.events is None else _json(event.events),
+        event.include_internal,
         at,
     )
 
@@ -130,13 +132,14 @@ async def on_webhook_registered(ctx: HandlerContext, event: WebhookRegistered) -
 async def on_webhook_changed(ctx: HandlerContext, event: WebhookChanged) -> None:
     await ctx.conn.execute(
         "UPDATE executor.webhooks SET name = $2, kind = $3, url = $4, secret = $5, "
-        "events = $6::text::jsonb, updated_at = $7 WHERE webhook_id = $1",
+        "events = $6::text::jsonb, include_internal = $7, updated_at = $8 WHERE webhook_id = $1",
         event.webhook_id,
         event.name,
         event.kind,
         event.url,
         event.secret,
         None if event.events is None else _json(event.events),
+        event.include_internal,
         ctx.envelope.recorded_at,
     )
 

@@ -70,6 +70,7 @@ class WebhookRow:
     url: str
     secret: str | None
     events: list[str] | None
+    include_internal: bool
     removed: bool
     created_at: datetime
     updated_at: datetime
@@ -83,7 +84,8 @@ def _webhook(row: asyncpg.Record) -> WebhookRow:
 
 
 _WEBHOOK_COLUMNS = (
-    "webhook_id, position, name, kind, url, secret, events, removed, created_at, updated_at"
+    "webhook_id, position, name, kind, url, secret, events, include_internal, removed, "
+    "created_at, updated_at"
 )
 
 

@@ -1,16 +1,19 @@
-"""The executor's read methods: jobs (a filtered page, one job with its history) and webhook
-endpoints (masked). Every list answers one page that fits one bus reply (`fit_page`)."""
+"""The executor's read methods: jobs (a filtered page, one job with its history), webhook
+endpoints (masked) and an endpoint's event deliveries. Every list answers one page that fits one
+bus reply (`fit_page`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from libs.contracts import deliveries as delivery_contract
 from libs.contracts import jobs as contract
 from libs.events.bus import RpcRequest, reply_budget
 from libs.events.contract import fit_page
 from libs.events.runtime import Deps
 from services.executor import history, queries
 from services.executor.refusals import Refusal
+from services.executor.subscriptions.reads import list_deliveries
 from services.executor.webhooks import shown
 
 
@@ -55,3 +58,18 @@ class ExecutorReads:
         if row is None or row.removed:
             raise Refusal("NOT_FOUND", "the webhook was not found")
         return shown(row)
+
+    async def webhook_deliveries(
+        self, req: RpcRequest, body: delivery_contract.DeliveriesListIn
+    ) -> delivery_contract.DeliveryPage:
+        row = await queries.webhook(self.deps.pool, body.id)
+        if row is None or row.removed:
+            raise Refusal("NOT_FOUND", "the webhook was not found")
+        before = queries.decode_cursor(body.cursor) if body.cursor else None
+        rows = await list_deliveries(
+            self.deps.pool, body.id, state=body.state, limit=body.limit + 1, before=before
+        )
+        page = fit_page([item for _, item in rows[: body.limit]], budget=self._budget)
+        more = len(page) < len(rows)
+        cursor = queries.encode_cursor(rows[len(page) - 1][0]) if more and page else None
+        return delivery_contract.DeliveryPage(items=page, next_cursor=cursor)

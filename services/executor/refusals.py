@@ -15,6 +15,8 @@ RefusalCode = Literal[
     "CONCURRENT_CHANGE",
     "INVALID_CURSOR",
     "VALIDATION_ERROR",
+    "NOT_A_SUBSCRIPTION",
+    "INVALID_POSITION",
 ]
 
 

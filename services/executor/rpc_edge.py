@@ -16,6 +16,8 @@ STATUS: Final[dict[RefusalCode, int]] = {
     "CONCURRENT_CHANGE": 409,
     "INVALID_CURSOR": 422,
     "VALIDATION_ERROR": 422,
+    "NOT_A_SUBSCRIPTION": 409,
+    "INVALID_POSITION": 422,
 }
 """The status each refusal is answered with (tests/executor/test_api.py: every code)."""
 

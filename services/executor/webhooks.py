@@ -1,6 +1,10 @@
 """Registered webhook endpoints: register, change, remove (streams `webhook-<id>`), and how one
 is shown: never its secret, never a token in its URL (every part but the scheme, the host and
-the first path segment is masked)."""
+the first path segment is masked).
+
+Only a `webhook` endpoint may have `events` (an event subscription; chat kinds are for actions):
+`events` on a chat kind, at registration or as a PATCH leaves it, is refused (422). Each write
+keeps the endpoint's subscription row in step in the same transaction (`subscriptions.cursors`)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from libs.events.store import NO_STREAM, ConcurrencyError
 from services.executor import queries
 from services.executor.projection import WEBHOOKS_PROJECTION
 from services.executor.refusals import Refusal
+from services.executor.subscriptions.cursors import follow
 
 MASK: Final = "****"
 
@@ -58,6 +63,7 @@ def shown(row: queries.WebhookRow) -> WebhookOut:
         url=mask_url(row.url),
         has_secret=row.secret is not None,
         events=row.events,
+        include_internal=row.include_internal,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -75,7 +81,7 @@ class WebhookCommands:
     ) -> queries.WebhookRow:
         async with self.deps.store.transaction() as conn:
             try:
-                await append_and_project(
+                written = await append_and_project(
                     self.deps.store, conn, self.projections, webhook_stream(webhook_id), events,
                     expected_version=expected, metadata=meta,
                 )  # fmt: skip
@@ -84,15 +90,18 @@ class WebhookCommands:
                     "CONCURRENT_CHANGE", "the webhook changed meanwhile; try again"
                 ) from None
             row = await queries.webhook(conn, webhook_id)
-        if row is None:
-            raise RuntimeError(f"webhook {webhook_id} was written but not projected")
+            if row is None:
+                raise RuntimeError(f"webhook {webhook_id} was written but not projected")
+            await follow(conn, self.deps.store, row, position=written[-1].position)
         return row
 
     async def create(self, body: WebhookCreateIn, *, meta: Metadata) -> queries.WebhookRow:
+        _refuse_chat_subscription(body.kind, body.events)
         webhook_id = f"wh_{secrets.token_hex(8)}"
         event = WebhookRegistered(
             webhook_id=webhook_id, name=body.name, kind=body.kind, url=body.url,
-            secret=body.secret, events=body.events, by=meta.actor.id,
+            secret=body.secret, events=body.events, include_internal=body.include_internal,
+            by=meta.actor.id,
         )  # fmt: skip
         return await self._write(webhook_id, [event], NO_STREAM, meta)
 
@@ -114,12 +123,26 @@ class WebhookCommands:
             events=None
             if "events" in body.clear
             else (row.events if body.events is None else body.events),
+            include_internal=row.include_internal
+            if body.include_internal is None
+            else body.include_internal,
             by=meta.actor.id,
         )
+        _refuse_chat_subscription(event.kind, event.events)
         return await self._write(row.webhook_id, [event], version, meta)
 
     async def remove(self, webhook_id: str, *, meta: Metadata) -> None:
         row, version = await self._current(webhook_id)
         await self._write(
             row.webhook_id, [WebhookRemoved(webhook_id=webhook_id, by=meta.actor.id)], version, meta
+        )
+
+
+def _refuse_chat_subscription(kind: str, events: list[str] | None) -> None:
+    """Only a `webhook` endpoint delivers events; a chat endpoint posts what actions say."""
+    if events and kind != "webhook":
+        raise Refusal(
+            "VALIDATION_ERROR",
+            f"a {kind} endpoint cannot subscribe to events: only a webhook endpoint can",
+            {"events": "only for kind webhook"},
         )

@@ -1,6 +1,7 @@
 """Job and webhook routes: authenticate, then ask the executor (NATS request/reply) by its
-contract, `libs.contracts.jobs`. Staff see and retry jobs; admins manage webhook endpoints,
-which are never shown with their secret or a token in their URL. No executor logic lives here."""
+contract, `libs.contracts.jobs` (and `libs.contracts.deliveries`). Staff see and retry jobs;
+admins manage webhook endpoints, which are never shown with their secret or a token in their
+URL, and see and replay an event subscription's deliveries. No executor logic lives here."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import BaseModel, ValidationError
 
+from libs.contracts import deliveries as delivery_contract
 from libs.contracts import jobs as contract
 from libs.contracts.jobs import JOB_ID, MAX_PAGE, WEBHOOK_ID
 from libs.contracts.rules import JobOut, JobState
@@ -106,3 +108,37 @@ async def delete_webhook(
     return await ask_as(
         deps, request, who, contract.WEBHOOKS_DELETE, request_of(contract.WebhookIdIn, id=id)
     )
+
+
+@router.get("/webhooks/{id}/deliveries")
+async def list_deliveries(
+    deps: DepsDep,
+    request: Request,
+    who: AdminUser,
+    id: WebhookId,
+    state: delivery_contract.DeliveryState | None = None,
+    limit: PageLimit = 50,
+    cursor: Cursor = None,
+) -> delivery_contract.DeliveryPage:
+    """An event subscription's deliveries, newest first: each event sent to it, its attempts,
+    last answer or error, and whether it is pending, delivered or dead-lettered."""
+    query = request_of(
+        delivery_contract.DeliveriesListIn, id=id, state=state, limit=limit, cursor=cursor
+    )
+    return await ask_as(deps, request, who, delivery_contract.DELIVERIES_LIST, query)
+
+
+@router.post("/webhooks/{id}/replay")
+async def replay_deliveries(
+    deps: DepsDep,
+    request: Request,
+    who: AdminUser,
+    id: WebhookId,
+    body: delivery_contract.ReplayBody,
+) -> delivery_contract.ReplayOut:
+    """Re-send every matching event after the event at position `after` (0: from the start), in
+    order, as new deliveries; the open ones (pending, or dead-lettered and holding their stream)
+    are superseded. 409 NOT_A_SUBSCRIPTION for an endpoint without `events`, 422
+    INVALID_POSITION for a position that holds no event."""
+    replay = request_of(delivery_contract.ReplayIn, id=id, after=body.after)
+    return await ask_as(deps, request, who, delivery_contract.REPLAY, replay)

@@ -14,6 +14,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0
+    """What it was answered (0: not answered, e.g. held)."""
 
 
 @dataclass
@@ -36,8 +38,9 @@ class Receiver:
         port = self._server.sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
 
-    async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> Receiver:
+        """Listen (on `port`: the same one again, to come back after `stop`)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         return self
 
     async def stop(self) -> None:
@@ -58,7 +61,8 @@ class Receiver:
                     name, value = line.split(":", 1)
                     headers[name.strip().lower()] = value.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self.received.append(Received(path, headers, body))
+            got = Received(path, headers, body)
+            self.received.append(got)
             if self.hold_first and len(self.received) == 1:
                 await self._held.wait()
                 return
@@ -68,6 +72,7 @@ class Receiver:
             status = self.statuses[index]
             if self.accepts is not None and not self.accepts(body):
                 status = 400
+            got.status = status
             writer.write(
                 f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".encode()
             )

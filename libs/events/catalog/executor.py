@@ -5,15 +5,19 @@ Streams: `webhook-<id>` (a registered outgoing endpoint: registered, changed, re
 and `roundrobin-<group>` (one event per turn of a round-robin assignment over one list of
 users; `<group>` is a SHA-256 over the list, so every rule naming the same list shares its
 rotation, and the stream's version is the turn number, decided by the store).
+
+An endpoint with `events` is an event subscription (services/executor/subscriptions/); v2 of
+`webhook.registered` and `webhook.changed` added `include_internal` (a v1 endpoint never asked
+for internal comments).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from libs.events.registry import SECRET, DomainEvent, event
+from libs.events.registry import SECRET, DomainEvent, event, upcaster
 
 WebhookKind = Literal["webhook", "slack", "discord", "teams", "mattermost"]
 
@@ -29,16 +33,24 @@ class _Endpoint(DomainEvent):
     secret: Annotated[str | None, SECRET] = None
     events: list[str] | None = None
     by: str
+    include_internal: bool = False
+    """A subscription that also gets internal comments (v2; v1 payloads load as False)."""
 
 
-@event("webhook.registered")
+@event("webhook.registered", version=2)
 class WebhookRegistered(_Endpoint):
     """First event of `webhook-<id>`."""
 
 
-@event("webhook.changed")
+@event("webhook.changed", version=2)
 class WebhookChanged(_Endpoint):
     """A PATCH: the whole endpoint as it now is."""
+
+
+@upcaster("webhook.registered", from_version=1)
+@upcaster("webhook.changed", from_version=1)
+def _endpoint_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "include_internal": False}
 
 
 @event("webhook.removed")
