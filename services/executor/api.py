@@ -8,16 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from libs.contracts import deliveries as delivery_contract
 from libs.contracts import jobs as contract
+from libs.contracts import notifications as notification_contract
 from libs.contracts.rules import JobOut
 from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.contract import serve
 from libs.events.envelope import ActorKind
 from libs.events.runtime import Deps
 from services.executor.handlers import JobCommands
+from services.executor.notifications.api import NotificationsApi, is_user
 from services.executor.reads import ExecutorReads
 from services.executor.refusals import Refusal
 from services.executor.rpc_edge import edge
+from services.executor.subscriptions.replay import replay
 from services.executor.webhooks import WebhookCommands, shown
 
 STAFF: Final = frozenset({"operator", "admin"})
@@ -38,6 +42,7 @@ def admin(req: RpcRequest) -> bool:
 Guard = tuple[Callable[[RpcRequest], bool], str]
 JOBS: Final[Guard] = (staff, "only staff see and retry jobs")
 WEBHOOKS: Final[Guard] = (admin, "only admins manage webhooks")
+USERS: Final[Guard] = (is_user, "notifications are a signed-in user's own")
 
 
 @dataclass
@@ -50,6 +55,7 @@ class ExecutorApi:
         self.jobs = JobCommands(self.deps)
         self.webhooks = WebhookCommands(self.deps)
         self.reads = ExecutorReads(self.deps)
+        self.notifications = NotificationsApi(self.deps)
 
     def methods(self) -> dict[str, RpcHandler]:
         reads = self.reads
@@ -62,6 +68,10 @@ class ExecutorApi:
             (WEBHOOKS, serve(contract.WEBHOOKS_CREATE, self.webhook_create)),
             (WEBHOOKS, serve(contract.WEBHOOKS_UPDATE, self.webhook_update)),
             (WEBHOOKS, serve(contract.WEBHOOKS_DELETE, self.webhook_delete)),
+            (WEBHOOKS, serve(delivery_contract.DELIVERIES_LIST, reads.webhook_deliveries)),
+            (WEBHOOKS, serve(delivery_contract.REPLAY, self.webhook_replay)),
+            (USERS, serve(notification_contract.NOTIFICATIONS_LIST, self.notifications.page)),
+            (USERS, serve(notification_contract.NOTIFICATIONS_READ, self.notifications.read)),
         ]
         return {name: edge(_guarded(guard, answer)) for guard, (name, answer) in served}
 
@@ -82,6 +92,11 @@ class ExecutorApi:
     async def webhook_delete(self, req: RpcRequest, body: contract.WebhookIdIn) -> contract.Removed:
         await self.webhooks.remove(body.id, meta=req.metadata("executor"))
         return contract.Removed(id=body.id)
+
+    async def webhook_replay(
+        self, req: RpcRequest, body: delivery_contract.ReplayIn
+    ) -> delivery_contract.ReplayOut:
+        return await replay(self.deps, body.id, after=body.after)
 
 
 def _guarded(guard: Guard, answer: RpcHandler) -> RpcHandler:

@@ -18,6 +18,7 @@ from services.gateway import (
     health,
     job_routes,
     link_routes,
+    notification_routes,
     rule_routes,
     stream,
     ticket_routes,
@@ -38,6 +39,7 @@ API_ROUTERS = [
     ticket_routes.router,
     rule_routes.router,
     job_routes.router,
+    notification_routes.router,
     approval_routes.router,
     stream.router,
 ]

@@ -1,5 +1,7 @@
 """GET /api/v1/stream: ticket events as they happen (Server-Sent Events), only those the caller
-may see, by the same policy as every other read of a ticket (`libs.contracts.ticket_visibility`).
+may see, by the same policy as every other read of a ticket (`libs.contracts.ticket_visibility`),
+and the caller's own notifications (notification.*: to the user each is for, never anyone else,
+admins included: `libs.contracts.notifications.is_for`).
 Live events come from a core NATS subscription; `Last-Event-ID` (a global position) first replays
 what was missed from the store. The caller's access is re-checked as the stream runs
 (StreamAccess), and each user may hold only so many streams open (stream_quota.py)."""
@@ -20,6 +22,7 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 from sse_starlette.sse import EventSourceResponse
 
+from libs.contracts.notifications import is_for
 from libs.contracts.ticket_visibility import Viewer, may_see_event
 from libs.events.catalog.tickets import TicketCreated
 from libs.events.consumers import Consumer, HandlerContext
@@ -38,6 +41,8 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 1000
+CATEGORIES = ("ticket", "notification")
+"""The event categories the stream subscribes to; `may_see` decides each event."""
 PING_S = 15
 
 
@@ -95,7 +100,10 @@ class Requesters:
 
 
 async def may_see(requesters: Requesters, who: Viewer, envelope: Envelope) -> bool:
-    """Whether the stream shows `who` this event: ticket events only, by the ticket policy."""
+    """Whether the stream shows `who` this event: a notification only to its own user; a
+    ticket event by the ticket policy; nothing else."""
+    if envelope.type.startswith("notification."):
+        return is_for(who.user_id, envelope.data)
     if not envelope.type.startswith("ticket."):
         return False
     # staff see every ticket's events, so their frames need no lookup of the requester
@@ -146,8 +154,9 @@ async def stream(
     who: CurrentUser,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> EventSourceResponse:
-    """Live ticket events for the caller (SSE). Reconnect with Last-Event-ID to catch up. The
-    stream ends when its session or token stops being valid; a role change applies at once.
+    """Live ticket events for the caller, and their own notifications (SSE). Reconnect with
+    Last-Event-ID to catch up. The stream ends when its session or token stops being valid; a
+    role change applies at once.
     429 TOO_MANY_STREAMS when the caller already holds OPSLEDGER_STREAMS_PER_USER streams."""
     resume = parse_position(last_event_id) if last_event_id is not None else None
     recheck_s = deps.settings.stream_recheck_s
@@ -162,11 +171,16 @@ async def stream(
         with contextlib.suppress(ValidationError, ValueError, asyncio.QueueFull):
             queue.put_nowait(load_envelope(msg.data))
 
+    subscriptions = []
     try:
-        subscription = await deps.nc.subscribe(
-            deps.settings.event_subject_filter("ticket"), cb=on_msg
-        )
+        for category in CATEGORIES:
+            subscriptions.append(
+                await deps.nc.subscribe(deps.settings.event_subject_filter(category), cb=on_msg)
+            )
     except BaseException:
+        for made in subscriptions:
+            with contextlib.suppress(Exception):
+                await made.unsubscribe()
         await quota.close(held)
         raise
 
@@ -236,8 +250,9 @@ async def stream(
             # the response is being cancelled (the client left): without the shield these
             # awaits would be cancelled too and the stream would count until its row expires
             with anyio.move_on_after(5, shield=True):
-                with contextlib.suppress(Exception):
-                    await subscription.unsubscribe()
+                for subscription in subscriptions:
+                    with contextlib.suppress(Exception):
+                        await subscription.unsubscribe()
                 with contextlib.suppress(Exception):
                     await quota.close(held)
 

@@ -14,6 +14,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -22,8 +23,10 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 from starlette.types import Message
 
+from libs.approval_links import mint
 from libs.events.envelope import Actor, Metadata
 from libs.events.testing import eventually, isolated_system
+from services.approvals.app import SERVICE as APPROVALS_SERVICE
 from services.executor.app import SERVICE as EXECUTOR_SERVICE
 from services.gateway.people.ratelimit import Limit, RateLimits
 from services.gateway.people.security import SESSION_COOKIE
@@ -121,6 +124,8 @@ class Row:
     case: str = ""
     """What the call does, when a route has several rows."""
     streaming: bool = False
+    refusal: str | None = None
+    """The code a 403 of this route carries instead of FORBIDDEN (the contract's own)."""
 
     @property
     def name(self) -> str:
@@ -329,7 +334,82 @@ def on_fresh_webhook(json: Any = None) -> Prepare:
     return prepare
 
 
+SUBSCRIPTION = {**WEBHOOK, "events": ["never.happens"]}
+
+
+def on_fresh_subscription(path: str, json: Any = None) -> Prepare:
+    async def prepare(world: World, who: Who) -> Call:
+        made = await world.team.client(world.team.admin).post("/api/v1/webhooks", json=SUBSCRIPTION)
+        assert made.status_code == 201, made.text
+        return Call(f"/api/v1/webhooks/{made.json()['id']}{path}", json)
+
+    return prepare
+
+
+async def read_a_notification_of_the_owners(world: World, who: Who) -> Call:
+    """A notification for the owner alone, from a `notify` job, for this case only."""
+    alice = world.team.alice
+    action = {"type": "notify", "params": {"to": f"user:{alice.id}", "message": "hello"}}
+    job_id = await queue_job(world, action)
+    owner = world.team.client(alice)
+
+    async def mine() -> str | None:
+        listed = await owner.get("/api/v1/notifications")
+        items = listed.json()["items"] if listed.status_code == 200 else []
+        return next((i["id"] for i in items if i["job_id"] == job_id), None)
+
+    return Call(f"/api/v1/notifications/{await eventually(mine, timeout=20)}/read")
+
+
 INCIDENT = {"type": "incident", "title": "Disk full", "fields": {"service": "db"}}
+GATED_TITLE = "Needs an approval"
+GATED_RULE = {
+    "name": "Gate tickets that ask for it",
+    "trigger": {"event": "ticket.created"},
+    "conditions": {"field": "title", "op": "eq", "value": GATED_TITLE},
+    "actions": [{"type": "add_tag", "params": {"tag": "approved"}}],
+    "approval": {"approvers": {"roles": ["operator", "admin"]}, "quorum": 1},
+}
+"""Made once for the world: only a ticket with this title is gated, so no other row's ticket
+is locked."""
+
+
+async def fresh_approval(world: World) -> str:
+    """A pending approval request on a new gated ticket of the owner's; its id."""
+    key = (await world.team.open_ticket(title=GATED_TITLE))["key"]
+    pool = world.team.gateway.deps.pool
+
+    async def opened() -> str | None:
+        found = await pool.fetchval(
+            "SELECT approval_id FROM approvals.requests WHERE ticket = $1", key
+        )
+        return None if found is None else str(found)
+
+    approval_id = await eventually(opened, timeout=20)
+    assert approval_id is not None
+    return approval_id
+
+
+def on_fresh_approval(suffix: str = "", json: Any = None) -> Prepare:
+    async def prepare(world: World, who: Who) -> Call:
+        return Call(f"/api/v1/approvals/{await fresh_approval(world)}{suffix}", json)
+
+    return prepare
+
+
+async def on_fresh_link(world: World, who: Who) -> Call:
+    """A signed approve link for the operator on a fresh request: whoever holds it may use it."""
+    approval_id = await fresh_approval(world)
+    link = mint(
+        world.team.gateway.app.state.secret,
+        base_url="http://test",
+        approval_id=approval_id,
+        vote="approve",
+        user_id=world.team.operator.id,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    return Call(link.removeprefix("http://test"))
+
 
 ROWS: tuple[Row, ...] = (
     Row("GET", "/healthz", everyone(200), fixed("/healthz")),
@@ -494,6 +574,44 @@ ROWS: tuple[Row, ...] = (
     Row("GET", "/api/v1/webhooks/{id}", admins(200), on_fresh_webhook()),
     Row("PATCH", "/api/v1/webhooks/{id}", admins(200), on_fresh_webhook({"name": "Renamed"})),
     Row("DELETE", "/api/v1/webhooks/{id}", admins(200), on_fresh_webhook()),
+    Row(
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        admins(200),
+        on_fresh_subscription("/deliveries"),
+    ),
+    Row("GET", "/api/v1/approvals", staff(200), fixed("/api/v1/approvals")),
+    Row("GET", "/api/v1/approvals/{id}", staff(200), on_fresh_approval()),
+    Row(
+        "POST",
+        "/api/v1/approvals/{id}/approve",
+        expect(401, 403, 403, 200, 200),
+        on_fresh_approval("/approve", {"reason": "ok"}),
+        refusal="NOT_AN_APPROVER",
+    ),
+    Row(
+        "POST",
+        "/api/v1/approvals/{id}/reject",
+        expect(401, 403, 403, 200, 200),
+        on_fresh_approval("/reject"),
+        refusal="NOT_AN_APPROVER",
+    ),
+    Row("GET", "/approve", everyone(200), on_fresh_link),
+    Row("POST", "/approve", everyone(200), on_fresh_link),
+    Row(
+        "POST",
+        "/api/v1/webhooks/{id}/replay",
+        admins(200),
+        on_fresh_subscription("/replay", {"after": 0}),
+    ),
+    Row("GET", "/api/v1/notifications", users(200), fixed("/api/v1/notifications")),
+    Row(
+        "POST",
+        "/api/v1/notifications/{id}/read",
+        expect(401, 200, 404, 404, 404),
+        read_a_notification_of_the_owners,
+        case="the owner's notification",
+    ),
 )
 
 CASES = [pytest.param(row, who, id=f"{row.name} as {who}") for row in ROWS for who in Who]
@@ -520,6 +638,13 @@ async def world(
             services=(EXECUTOR_SERVICE,),
             replica="executor",
         ),
+        isolated_system(  # the approvals service, as its own process of the same deployment
+            team.gateway.deps.settings,
+            str(team.gateway.deps.settings.database_url),
+            server_urls[1],
+            services=(APPROVALS_SERVICE,),
+            replica="approvals",
+        ),
     ):
         gateway = team.gateway
         bystander = await join(gateway, "bystander@example.com", role="requester", admin=None)
@@ -527,6 +652,8 @@ async def world(
             "/api/v1/ticket-types", json={"key": "chores", "name": "Chores"}
         )
         assert defined.status_code == 201, defined.text
+        gated = await team.client(team.admin).post("/api/v1/rules", json=GATED_RULE)
+        assert gated.status_code == 201, gated.text
         ticket = (await team.open_ticket())["key"]
         yield World(team=team, bystander=bystander, custom_type="chores", ticket=ticket)
 
@@ -611,8 +738,9 @@ async def test_each_route_answers_each_kind_of_caller_as_the_table_says(
     if status >= 400:
         assert isinstance(body, dict) and set(body) == {"error"}, body
         assert {"code", "message"} <= set(body["error"]), body
-        if status in ERROR_CODES:
-            assert body["error"]["code"] == ERROR_CODES[status], body
+        code = row.refusal if status == 403 and row.refusal else ERROR_CODES.get(status)
+        if code is not None:
+            assert body["error"]["code"] == code, body
 
 
 def _flattened(routes: Iterable[BaseRoute]) -> Iterator[Any]:

@@ -11,8 +11,8 @@ import pytest
 
 from libs.events.runtime import Deps
 from libs.events.settings import Settings
-from services.gateway.app import create_app
 from libs.server_secret import SECRET_FILE, resolve_secret
+from services.gateway.app import create_app
 
 
 def test_production_without_a_secret_refuses_to_start(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from services.executor.actions import (
     discord,
     mail,
     mattermost,
+    notify,
     set_priority,
     set_status,
     slack,
@@ -42,6 +43,7 @@ ACTIONS: Final[dict[str, Action[Any]]] = {
     "teams": teams.ACTION,
     "mattermost": mattermost.ACTION,
     "email": mail.ACTION,
+    "notify": notify.ACTION,
     announce.NAME: announce.ACTION,
 }
 
