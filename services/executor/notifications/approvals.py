@@ -4,8 +4,9 @@
 `approval_escalated`. Reacts (appends), so it is not replayed; its ids make a redelivery, a
 retry or a second replica write nothing twice.
 
-Who holds a role is read from `executor.people` as the request is handled: people registered
-long before an approval is requested, in the order the log has them."""
+The approvers are those the approvals service resolved when it opened the request
+(`approval.requested.approvers`); only a request that names none is resolved again here, from
+`executor.people`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ def _about(requested: ApprovalRequested) -> str:
 
 
 async def on_requested(ctx: HandlerContext, event: ApprovalRequested) -> None:
-    users = await approvers(
+    # whom the approvals service found could vote when it opened the request (the same list the
+    # chat announcement gives links to); resolved here only for a request that names nobody
+    users = sorted(set(event.approvers) - {event.requester_id or ""}) or await approvers(
         ctx.conn, users=event.users, roles=event.roles, exclude=event.requester_id
     )
     notice = Notice(
