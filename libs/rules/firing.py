@@ -72,6 +72,8 @@ def fires(
     trigger = TRIGGERS[rule.body.trigger.event]
     if event.type not in trigger.event_types:
         return False
+    if decides_own_request(rule, event):
+        return False
     if not loop_guard_allows(
         rule.body, event, max_depth=max_depth, automation_actors=automation_actors
     ):
@@ -80,6 +82,13 @@ def fires(
     if not trigger.accepts(rule.body.trigger, context["trigger"]):
         return False
     return rule.body.conditions is None or evaluate(rule.body.conditions, context)
+
+
+def decides_own_request(rule: RuleVersion, event: Envelope) -> bool:
+    """Whether `event` is the decision of a request this very rule's gate opened: a rule never
+    fires on that (a gated rule on `approval.decided` would otherwise lock the ticket again on
+    every decision of its own, for ever)."""
+    return event.type == "ticket.approval_decided" and event.data.get("rule_id") == rule.rule_id
 
 
 def job_id(rule_id: str, rule_version: int, trigger_event_id: UUID | str) -> str:

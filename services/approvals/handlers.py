@@ -55,14 +55,6 @@ def ticket_stream(key: str) -> str:
     return f"ticket-{key}"
 
 
-_GATES: dict[int, GatedRules] = {}
-"""One copy of the gated rules per store (per process, in practice): catching up is cheap then."""
-
-
-def _gate(store: EventStore) -> GatedRules:
-    return _GATES.setdefault(id(store), GatedRules(registry=store.registry))
-
-
 @dataclass
 class ApprovalCommands:
     """Approval commands over a store: from an RPC method, or inside a consumer's transaction."""
@@ -76,7 +68,9 @@ class ApprovalCommands:
                 consumer=REQUESTS, service="approvals", store=self.store, settings=self.settings
             )
         ]
-        self.gate = _gate(self.store)
+        # this instance's copy of the gated rules: the API's lives as long as the replica; a
+        # consumer's (one per event, for a timer's due) catches up from the log's start
+        self.gate = GatedRules(registry=self.store.registry)
 
     @classmethod
     def of(cls, deps: Deps) -> ApprovalCommands:
@@ -204,13 +198,26 @@ class ApprovalCommands:
             after = domain.evolve(after, loaded, version=envelope.version, at=envelope.recorded_at)
         decided = next((e for e in events if isinstance(e, ApprovalDecided)), None)
         if decided is not None and state.requested.ticket is not None:
-            await self._release(conn, state.requested.ticket, state.id, decided, written[-1])
+            await self._release(
+                conn,
+                state.requested.ticket,
+                state.id,
+                state.requested.rule_id,
+                decided,
+                written[-1],
+            )
         if after is None:
             raise RuntimeError(f"approval {state.id} vanished while deciding it")
         return after
 
     async def _release(
-        self, conn: Conn, key: str, approval_id: str, decided: ApprovalDecided, cause: Envelope
+        self,
+        conn: Conn,
+        key: str,
+        approval_id: str,
+        rule_id: str,
+        decided: ApprovalDecided,
+        cause: Envelope,
     ) -> None:
         """Release the ticket's lock (when it holds one for this request), in this transaction."""
         store = self.store
@@ -223,6 +230,7 @@ class ApprovalCommands:
             decision=decided.outcome,
             decided_by=decided.by,
             reason=decided.reason,
+            rule_id=rule_id,
         )
         meta = cause.metadata.caused_by(cause, actor=Actor.service("approvals"))
         written = await store.append(

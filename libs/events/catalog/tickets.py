@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from libs.events.registry import DomainEvent, event
+from libs.events.registry import DomainEvent, event, upcaster
 
 TicketStatus = Literal["open", "in_progress", "waiting_for_requester", "resolved", "closed"]
 TicketPriority = Literal["low", "medium", "high", "urgent"]
@@ -143,14 +143,22 @@ class TicketApprovalRequested(DomainEvent):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-@event("ticket.approval_decided")
+@event("ticket.approval_decided", version=2)
 class TicketApprovalDecided(DomainEvent):
-    """The end of a pending approval, whatever the outcome: it releases the lock."""
+    """The end of a pending approval, whatever the outcome: it releases the lock. v2 names the
+    gated rule whose request it decides (None for a lock no rule took), so that rule never fires
+    on the decision of its own request (a gate on `approval.decided` would lock again forever)."""
 
     approval_id: str
     decision: Decision
     decided_by: str | None = None
     reason: str | None = None
+    rule_id: str | None = None
+
+
+@upcaster("ticket.approval_decided", from_version=1)
+def _approval_decided_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "rule_id": None}
 
 
 TICKET_EVENTS: tuple[type[DomainEvent], ...] = (
