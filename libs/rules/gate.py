@@ -31,17 +31,27 @@ from libs.events.catalog.rules import (
     RuleEnabled,
     RuleRevised,
 )
-from libs.events.catalog.tickets import TicketApprovalRequested
+from libs.events.catalog.tickets import TICKET_EVENTS, TicketApprovalRequested
 from libs.events.db import Conn
 from libs.events.envelope import Envelope
 from libs.events.registry import REGISTRY, DomainEvent, EventRegistry
 from libs.rules.firing import RuleVersion, approval_id, fires, job_id
 from libs.rules.ticket_view import Ticket, evolve
-from libs.rules.triggers import triggers_of
+from libs.rules.triggers import Trigger, triggers_of
 
 GATE_LOCK: Final = 7_311_900
 """Advisory lock key (one for the whole system): shared by ticket writers, exclusive by rule
 writers."""
+
+
+TICKET_STREAM_TYPES: Final = frozenset(cls.event_type for cls in TICKET_EVENTS)
+
+
+def lockable(trigger: Trigger) -> bool:
+    """Whether a gated rule may trigger on it: its events are written to the ticket's own
+    stream, so the lock is taken in their own append. A trigger whose events live in another
+    stream (a job's dead letter; later SLA timers, staleness) would lock only after the fact."""
+    return bool(trigger.event_types) and trigger.event_types <= TICKET_STREAM_TYPES
 
 
 async def hold_for_ticket_write(conn: Conn) -> None:

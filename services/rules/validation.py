@@ -23,6 +23,7 @@ from libs.contracts.rules import (
     TriggerName,
 )
 from libs.events.conditions import AllOf, AnyOf, Condition, Leaf, NotOf, parse_condition
+from libs.rules.gate import lockable
 from libs.rules.triggers import ANY_TEMPLATE_ROOTS, TRIGGERS, Trigger
 from libs.templates import check
 from libs.templates import texts as template_texts
@@ -46,6 +47,12 @@ def validate_rule(raw: object) -> RuleDefinition:
     if trigger is not None and trigger.automated and body.get("on_automation") is not True:
         message = f"{trigger.name} events are written by automation: set on_automation to true"
         errors.append(RuleErrorDetail(path="on_automation", message=message))
+    if trigger is not None and body.get("approval") is not None and not lockable(trigger):
+        message = (
+            f"a gated rule must trigger on an event of the ticket itself, so that the ticket is "
+            f"locked in that event's own append; {trigger.name} events are not"
+        )
+        errors.append(RuleErrorDetail(path="approval", message=message))
     conditions = _quietly_condition(body.get("conditions"))
     if trigger is not None and conditions is not None:
         errors.extend(condition_path_errors(conditions, trigger))
