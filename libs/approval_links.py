@@ -16,7 +16,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -86,11 +86,23 @@ def mint(
     return f"{base_url.rstrip('/')}{PATH}?{urlencode(query)}"
 
 
-def check(secret: bytes, query: Mapping[str, str], *, now: float | None = None) -> Link:
-    """The link these query parameters make, or LinkRefused: any parameter missing, added,
-    changed or malformed is `altered`; one past `exp` is `expired`."""
-    if set(query) != {*FIELDS, "sig"}:
+_SIGNATURE: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check(secret: bytes, query: Sequence[tuple[str, str]], *, now: float | None = None) -> Link:
+    """The link these query parameters (in order, repeats kept) make, or LinkRefused: any
+    parameter missing, added, repeated, changed or malformed is `altered`; one past `exp` is
+    `expired`."""
+    names = [name for name, _ in query]
+    if len(names) != len(set(names)) or set(names) != {*FIELDS, "sig"}:
         raise LinkRefused("altered", "this link is not one OpsLedger issued")
+    given = dict(query)
+    if not _SIGNATURE.match(given["sig"]):
+        raise LinkRefused("altered", "this link is not one OpsLedger issued")
+    return _checked(secret, given, now=now)
+
+
+def _checked(secret: bytes, query: Mapping[str, str], *, now: float | None) -> Link:
     params = {name: query[name] for name in FIELDS}
     if not all(_VALUE.match(v) for v in params.values()) or not params["exp"].isdigit():
         raise LinkRefused("altered", "this link is not one OpsLedger issued")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -17,6 +17,9 @@ from services.approvals.domain import Voter
 from services.approvals.refusals import Refusal
 
 Db: TypeAlias = "asyncpg.Pool[asyncpg.Record] | Conn"
+MIN_AT = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_AT = datetime(9000, 1, 1, tzinfo=UTC)
+"""The times a cursor may name: any request's creation lies between."""
 
 
 def _encode(at: datetime, approval_id: str) -> str:
@@ -25,10 +28,18 @@ def _encode(at: datetime, approval_id: str) -> str:
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a page ended at; INVALID_CURSOR for anything this list never gave
+    out (a time Postgres cannot hold, a NUL or an overlong id included)."""
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(value["at"]), str(value["id"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        at = datetime.fromisoformat(value["at"]).astimezone(UTC)
+        approval_id = value["id"]
+        if not isinstance(approval_id, str) or "\x00" in approval_id or len(approval_id) > 100:
+            raise ValueError("not an approval id")
+        if not MIN_AT <= at <= MAX_AT:
+            raise ValueError("out of range")
+        return at, approval_id
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
         raise Refusal("INVALID_CURSOR", "the cursor is not one this list gave out") from exc
 
 

@@ -55,7 +55,7 @@ def _what(approval: contract.ApprovalOut) -> str:
 
 def _link(request: Request) -> Link:
     secret: bytes = request.app.state.secret
-    return check(secret, dict(request.query_params))
+    return check(secret, request.query_params.multi_items())
 
 
 @router.get(PATH, response_class=HTMLResponse)
