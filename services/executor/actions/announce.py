@@ -30,6 +30,8 @@ CHAT_KINDS: Final[dict[str, WebhookKind]] = {
     "slack": "slack", "discord": "discord", "teams": "teams", "mattermost": "mattermost",
 }  # fmt: skip
 MAX_APPROVERS: Final = 10
+DISCORD_FIELDS_BUDGET: Final = 4_000
+"""Characters of link fields in a Discord embed (6,000 in all, with the title and message)."""
 """Approvers given buttons in one message (Slack takes at most 25 elements in an actions block);
 the others decide in the approvals inbox."""
 
@@ -87,6 +89,27 @@ def _label(user: str, vote: LinkVote) -> str:
     return f"{'Approve' if vote == 'approve' else 'Reject'} as {user}"
 
 
+def discord_fields(made: list[tuple[str, LinkVote, str]]) -> list[dict[str, Any]]:
+    """One embed field per approver, `[Approve](…) · [Reject](…)`, never a link cut: as many
+    approvers as fit Discord's 6,000 characters an embed, the rest told to use the inbox."""
+    by_user: dict[str, list[str]] = {}
+    for user, vote, url in made:
+        label = "Approve" if vote == "approve" else "Reject"
+        by_user.setdefault(user, []).append(f"[{label}]({url})")
+    fields: list[dict[str, Any]] = []
+    used = 0
+    for user, links in by_user.items():
+        field = {"name": plain_markdown(f"as {user}")[:256], "value": " · ".join(links)}
+        size = len(field["name"]) + len(field["value"])
+        if len(field["value"]) > 1024 or used + size > DISCORD_FIELDS_BUDGET:
+            rest = len(by_user) - len(fields)
+            fields.append({"name": "More approvers", "value": f"{rest} more: use the inbox"})
+            break
+        fields.append(field)
+        used += size
+    return fields
+
+
 def with_buttons(kind: str, context: ActionContext) -> Any:
     """The endpoint kind's payload for the request, its buttons added."""
     text = OutgoingParams(webhook_id="announce", message=message(context))
@@ -107,11 +130,7 @@ def with_buttons(kind: str, context: ActionContext) -> Any:
         return body
     if kind == "discord":
         body = discord.payload(text, context)
-        lines = [f"[{plain_markdown(_label(user, vote))}]({url})" for user, vote, url in made]
-        if lines:
-            body["embeds"][0]["fields"] = [
-                {"name": "Decide", "value": "\n".join(lines)[:1024], "inline": False}
-            ]
+        body["embeds"][0]["fields"] = discord_fields(made)
         return body
     if kind == "teams":
         body = teams.payload(text, context)
