@@ -4,7 +4,6 @@ which votes as the approver the link was issued to. Refusals leave through `rpc_
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -12,6 +11,7 @@ from libs.contracts import approvals as contract
 from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.contract import serve
 from libs.events.envelope import ActorKind
+from libs.events.rpc_guards import STAFF, Guard, guarded, is_service, staff
 from libs.events.runtime import Deps
 from services.approvals import queries
 from services.approvals.domain import Voter
@@ -19,23 +19,12 @@ from services.approvals.handlers import ApprovalCommands
 from services.approvals.refusals import Refusal
 from services.approvals.rpc_edge import edge
 
-STAFF: Final = frozenset({"operator", "admin"})
-
-
-def is_service(req: RpcRequest) -> bool:
-    return req.role is None and req.actor.kind in (ActorKind.SERVICE, ActorKind.SYSTEM)
-
-
-def staff(req: RpcRequest) -> bool:
-    return req.role in STAFF or is_service(req)
-
 
 def gateway_link(req: RpcRequest) -> bool:
     """Only the gateway, having checked a link's signature, speaks for the link's holder."""
     return is_service(req) and req.actor.id == "gateway"
 
 
-Guard = tuple[Callable[[RpcRequest], bool], str]
 READ: Final[Guard] = (staff, "only staff see approval requests")
 DECIDE: Final[Guard] = (lambda req: req.actor.kind is ActorKind.USER or is_service(req),
                         "only a signed-in approver decides")  # fmt: skip
@@ -58,7 +47,7 @@ class ApprovalsApi:
             (DECIDE, serve(contract.APPROVALS_DECIDE, self.decide)),
             (LINK, serve(contract.APPROVALS_LINK_CHECK, self.link_check)),
         ]
-        return {name: edge(_guarded(guard, answer)) for guard, (name, answer) in served}
+        return {name: edge(guarded(guard, answer, _forbidden)) for guard, (name, answer) in served}
 
     async def list(self, _req: RpcRequest, body: contract.ApprovalsListIn) -> contract.ApprovalPage:
         return await queries.page(self.deps.pool, body)
@@ -114,12 +103,5 @@ class ApprovalsApi:
         return await queries.voter(self.deps.pool, user_id)
 
 
-def _guarded(guard: Guard, answer: RpcHandler) -> RpcHandler:
-    allowed, message = guard
-
-    async def handle(req: RpcRequest) -> object:
-        if not allowed(req):
-            raise Refusal("FORBIDDEN", message)
-        return await answer(req)
-
-    return handle
+def _forbidden(message: str) -> Refusal:
+    return Refusal("FORBIDDEN", message)

@@ -5,13 +5,8 @@ role, and who is deactivated: what "an allowed approver" is decided by)."""
 from __future__ import annotations
 
 from libs.events.catalog.approvals import APPROVAL_EVENTS
-from libs.events.catalog.people import (
-    UserDeactivated,
-    UserReactivated,
-    UserRegistered,
-    UserRoleChanged,
-)
-from libs.events.consumers import Consumer, Handler, HandlerContext
+from libs.events.consumers import Consumer, HandlerContext
+from libs.events.people_roles import people_roles
 from libs.events.registry import DomainEvent
 from services.approvals import domain
 
@@ -51,27 +46,4 @@ REQUESTS = Consumer(
 )
 
 
-async def on_user_role(ctx: HandlerContext, event: UserRegistered | UserRoleChanged) -> None:
-    await ctx.conn.execute(
-        "INSERT INTO approvals.people (user_id, role) VALUES ($1, $2) "
-        "ON CONFLICT (user_id) DO UPDATE SET role = excluded.role",
-        event.user_id,
-        event.role,
-    )
-
-
-async def on_user_active(ctx: HandlerContext, event: UserDeactivated | UserReactivated) -> None:
-    await ctx.conn.execute(
-        "UPDATE approvals.people SET active = $2 WHERE user_id = $1",
-        event.user_id,
-        isinstance(event, UserReactivated),
-    )
-
-
-_PEOPLE: dict[str, Handler] = {
-    UserRegistered.event_type: on_user_role,
-    UserRoleChanged.event_type: on_user_role,
-    UserDeactivated.event_type: on_user_active,
-    UserReactivated.event_type: on_user_active,
-}
-PEOPLE = Consumer(name="approvals-people", handlers=_PEOPLE, tables=("approvals.people",))
+PEOPLE = people_roles("approvals-people", "approvals.people")

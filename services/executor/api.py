@@ -4,7 +4,6 @@ services), webhook endpoints for admins; refusals leave through `rpc_edge`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -14,7 +13,7 @@ from libs.contracts import notifications as notification_contract
 from libs.contracts.rules import JobOut
 from libs.events.bus import RpcHandler, RpcRequest
 from libs.events.contract import serve
-from libs.events.envelope import ActorKind
+from libs.events.rpc_guards import Guard, admin, guarded, staff
 from libs.events.runtime import Deps
 from services.executor.handlers import JobCommands
 from services.executor.notifications.api import NotificationsApi, is_user
@@ -24,22 +23,6 @@ from services.executor.rpc_edge import edge
 from services.executor.subscriptions.replay import replay
 from services.executor.webhooks import WebhookCommands, shown
 
-STAFF: Final = frozenset({"operator", "admin"})
-
-
-def is_service(req: RpcRequest) -> bool:
-    return req.role is None and req.actor.kind in (ActorKind.SERVICE, ActorKind.SYSTEM)
-
-
-def staff(req: RpcRequest) -> bool:
-    return req.role in STAFF or is_service(req)
-
-
-def admin(req: RpcRequest) -> bool:
-    return req.role == "admin" or is_service(req)
-
-
-Guard = tuple[Callable[[RpcRequest], bool], str]
 JOBS: Final[Guard] = (staff, "only staff see and retry jobs")
 WEBHOOKS: Final[Guard] = (admin, "only admins manage webhooks")
 USERS: Final[Guard] = (is_user, "notifications are a signed-in user's own")
@@ -73,7 +56,7 @@ class ExecutorApi:
             (USERS, serve(notification_contract.NOTIFICATIONS_LIST, self.notifications.page)),
             (USERS, serve(notification_contract.NOTIFICATIONS_READ, self.notifications.read)),
         ]
-        return {name: edge(_guarded(guard, answer)) for guard, (name, answer) in served}
+        return {name: edge(guarded(guard, answer, _forbidden)) for guard, (name, answer) in served}
 
     async def retry(self, req: RpcRequest, body: contract.JobIdIn) -> JobOut:
         job = await self.jobs.retry(body.id, meta=req.metadata("executor"))
@@ -99,12 +82,5 @@ class ExecutorApi:
         return await replay(self.deps, body.id, after=body.after)
 
 
-def _guarded(guard: Guard, answer: RpcHandler) -> RpcHandler:
-    allowed, message = guard
-
-    async def handle(req: RpcRequest) -> object:
-        if not allowed(req):
-            raise Refusal("FORBIDDEN", message)
-        return await answer(req)
-
-    return handle
+def _forbidden(message: str) -> Refusal:
+    return Refusal("FORBIDDEN", message)

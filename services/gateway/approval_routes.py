@@ -10,7 +10,8 @@ from fastapi import APIRouter, Path, Query, Request
 
 from libs.contracts import approvals as contract
 from libs.contracts.approvals import MAX_PAGE, ApprovalStatus
-from services.gateway.auth import CurrentUser, StaffUser
+from libs.events.catalog.approvals import Vote
+from services.gateway.auth import CurrentUser, Principal, StaffUser
 from services.gateway.deps import DepsDep
 from services.gateway.errors import error_responses
 from services.gateway.forwarding import Cursor, Short, ask_as, request_of
@@ -58,8 +59,7 @@ async def approve(
     body: contract.ReasonIn | None = None,
 ) -> contract.ApprovalOut:
     """Approve as yourself; the request is approved once its quorum has approved."""
-    vote = request_of(contract.DecideIn, id=id, vote="approve", reason=_reason(body))
-    return await ask_as(deps, request, who, contract.APPROVALS_DECIDE, vote)
+    return await _vote(deps, request, who, id, "approve", body)
 
 
 @router.post("/approvals/{id}/reject")
@@ -71,9 +71,17 @@ async def reject(
     body: contract.ReasonIn | None = None,
 ) -> contract.ApprovalOut:
     """Reject as yourself: one rejection decides; the gated jobs end skipped."""
-    vote = request_of(contract.DecideIn, id=id, vote="reject", reason=_reason(body))
-    return await ask_as(deps, request, who, contract.APPROVALS_DECIDE, vote)
+    return await _vote(deps, request, who, id, "reject", body)
 
 
-def _reason(body: contract.ReasonIn | None) -> str | None:
-    return body.reason if body is not None else None
+async def _vote(
+    deps: DepsDep,
+    request: Request,
+    who: Principal,
+    approval_id: str,
+    vote: Vote,
+    body: contract.ReasonIn | None,
+) -> contract.ApprovalOut:
+    reason = body.reason if body is not None else None
+    cast = request_of(contract.DecideIn, id=approval_id, vote=vote, reason=reason)
+    return await ask_as(deps, request, who, contract.APPROVALS_DECIDE, cast)

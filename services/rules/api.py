@@ -7,15 +7,14 @@ rule (its shape included) is one 422 `INVALID_RULE` naming each error's path."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from libs.contracts import rules as contract
 from libs.events.bus import RpcHandler, RpcRequest, reply_budget
 from libs.events.contract import fit_page, serve
-from libs.events.envelope import ActorKind
 from libs.events.registry import DomainEvent
+from libs.events.rpc_guards import Guard, admin, guarded, staff
 from libs.events.runtime import Deps
 from libs.rules.firing import RuleVersion
 from services.rules import domain, queries
@@ -28,29 +27,13 @@ from services.rules.rpc_edge import edge
 from services.rules.starters import STARTERS
 from services.rules.validation import validate_rule
 
-STAFF: Final = frozenset({"operator", "admin"})
 READ_ONLY_KEYS: Final = ("id", "version", "created_at", "updated_at")
 """Keys of a rule as read that a PATCH may carry back unchanged: they are not its definition."""
 DRAFT_ID: Final = "draft"
 
-Guard = tuple[Callable[[RpcRequest], bool], str]
 
-
-def _automation(req: RpcRequest) -> bool:
-    """A service or the system calling without a role (`opsledger rules apply`, a test)."""
-    return req.role is None and req.actor.kind in (ActorKind.SERVICE, ActorKind.SYSTEM)
-
-
-def _admin(req: RpcRequest) -> bool:
-    return req.role == "admin" or _automation(req)
-
-
-def _staff(req: RpcRequest) -> bool:
-    return req.role in STAFF or _automation(req)
-
-
-WRITE: Final[Guard] = (_admin, "only admins change rules")
-READ: Final[Guard] = (_staff, "only operators and admins read rules")
+WRITE: Final[Guard] = (admin, "only admins change rules")
+READ: Final[Guard] = (staff, "only operators and admins read rules")
 
 
 def by_of(req: RpcRequest) -> str:
@@ -80,16 +63,7 @@ class RulesApi:
             (READ, serve(contract.TEMPLATES, self.templates)),
             (WRITE, serve(contract.ENABLE_TEMPLATE, self.enable_template)),
         ]
-        return {name: edge(self._guarded(guard, answer)) for guard, (name, answer) in served}
-
-    @staticmethod
-    def _guarded(guard: Guard, answer: RpcHandler) -> RpcHandler:
-        async def handle(req: RpcRequest) -> object:
-            if not guard[0](req):
-                raise forbidden(guard[1])
-            return await answer(req)
-
-        return handle
+        return {name: edge(guarded(guard, answer, forbidden)) for guard, (name, answer) in served}
 
     @property
     def _budget(self) -> int:
