@@ -15,6 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 import httpcore
 import httpx
@@ -70,10 +71,27 @@ class OutboundPolicy:
         )
 
 
+_NAT64: Final = (
+    ipaddress.IPv6Network("64:ff9b::/96"),  # RFC 6052, the well-known NAT64 prefix
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # RFC 8215, local-use NAT64
+)
+_IPV4_COMPATIBLE: Final = ipaddress.IPv6Network("::/96")  # deprecated, RFC 4291 2.5.5.1
+
+
 def _unmapped(address: IPAddress) -> IPAddress:
-    """::ffff:127.0.0.1 is 127.0.0.1 to the kernel; judge it as that."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+    """The IPv4 address an IPv6 one carries, judged as that: ::ffff:127.0.0.1 is 127.0.0.1 to
+    the kernel; behind NAT64 64:ff9b::a9fe:a9fe is 169.254.169.254; 2002:a00:1:: (6to4) and
+    ::a00:1 (IPv4-compatible) name 10.0.0.1."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return address
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in prefix for prefix in _NAT64) or (
+        address in _IPV4_COMPATIBLE and int(address) > 1  # not :: nor ::1
+    ):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
@@ -153,6 +171,18 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             ssl_context=httpx.create_ssl_context(trust_env=False),
             network_backend=GuardedBackend(policy),
         )
+
+
+async def answered(
+    http: httpx.AsyncClient, url: str, *, content: bytes, headers: dict[str, str]
+) -> int:
+    """POST `content` and return the status as soon as the status line and headers are in,
+    never reading the body: a receiver's endless or stalled body can neither hold the caller
+    past its answer nor fill its memory. Redirects are not followed (a 3xx is returned)."""
+    async with http.stream(
+        "POST", url, content=content, headers=headers, follow_redirects=False
+    ) as response:
+        return response.status_code
 
 
 def client(

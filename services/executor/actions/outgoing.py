@@ -8,10 +8,12 @@ apart) and, when the endpoint has a secret, `X-OpsLedger-Signature`. It goes thr
 `libs.outbound` (no private targets unless allowed). A 5xx, 408, 425, 429, a timeout or a lost
 connection is retried; any other answer, a refused target or a missing endpoint is not. A
 redirect is not followed: it would turn the POST into a GET without its body (302, 303) and
-report success, or send the signed body to another host (307, 308)."""
+report success, or send the signed body to another host (307, 308). The answer's status line
+decides; its body is never read (an endless one could neither hold the step nor fill memory)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -20,7 +22,7 @@ import httpx
 
 from libs import signing
 from libs.events.catalog.executor import WebhookKind
-from libs.outbound import OutboundRefused
+from libs.outbound import OutboundRefused, answered
 from services.executor import queries
 from services.executor.actions.base import ActionContext, StepFailed
 
@@ -54,28 +56,25 @@ async def post(
         headers[signing.HEADER] = signing.signature(endpoint.secret, raw)
     host = urlsplit(endpoint.url).hostname or "the endpoint"
     try:
-        answer = await context.http.post(
-            endpoint.url,
-            content=raw,
-            headers=headers,
-            timeout=context.timeout_s,
-            follow_redirects=False,
-        )
+        async with asyncio.timeout(context.timeout_s):
+            status = await answered(context.http, endpoint.url, content=raw, headers=headers)
     except OutboundRefused as exc:
         raise StepFailed(str(exc), retryable=False) from None
     except httpx.InvalidURL:
         raise StepFailed(
             f"the URL of webhook {webhook_id!r} is not valid", retryable=False
         ) from None
+    except TimeoutError:
+        raise StepFailed(f"{host} did not answer within {context.timeout_s:g} s") from None
     except httpx.HTTPError as exc:
         raise StepFailed(f"{host}: {type(exc).__name__}: {exc}") from None
-    if answer.is_success:
-        return {"status": answer.status_code}
-    if answer.is_redirect:
+    if 200 <= status < 300:
+        return {"status": status}
+    if 300 <= status < 400:
         raise StepFailed(
-            f"{host} answered HTTP {answer.status_code}, a redirect: register the address it "
+            f"{host} answered HTTP {status}, a redirect: register the address it "
             "redirects to instead",
             retryable=False,
         )
-    retryable = answer.status_code >= 500 or answer.status_code in RETRYABLE_STATUSES
-    raise StepFailed(f"{host} answered HTTP {answer.status_code}", retryable=retryable)
+    retryable = status >= 500 or status in RETRYABLE_STATUSES
+    raise StepFailed(f"{host} answered HTTP {status}", retryable=retryable)
