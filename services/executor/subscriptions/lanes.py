@@ -12,6 +12,7 @@ that was taken over, or superseded by a replay, changes nothing."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
@@ -32,6 +33,7 @@ UPDATE executor.deliveries d SET attempts = d.attempts + 1, sender = $2,
 WHERE d.seq = (
     SELECT c.seq FROM executor.deliveries c
     WHERE c.state = 'pending' AND c.next_at <= clock_timestamp() AND {_IS_HEAD}
+      AND c.webhook_id <> ALL($3::text[])
     ORDER BY c.next_at, c.seq LIMIT 1
     FOR UPDATE SKIP LOCKED)
 RETURNING d.seq, d.delivery_id, d.webhook_id, d.event_id, d.stream_id, d.version, d.type,
@@ -95,9 +97,12 @@ class Backoff:
         return random.uniform(ceiling / 2, ceiling)
 
 
-async def claim_next(pool: asyncpg.Pool, *, sender: str, lease_s: float) -> Claim | None:
-    """The due head of some lane, claimed for `lease_s`; None when no lane has one."""
-    row = await pool.fetchrow(_CLAIM, lease_s, sender)
+async def claim_next(
+    pool: asyncpg.Pool, *, sender: str, lease_s: float, busy: Sequence[str] = ()
+) -> Claim | None:
+    """The due head of some lane of an endpoint not in `busy`, claimed for `lease_s`; None
+    when no such lane has one."""
+    row = await pool.fetchrow(_CLAIM, lease_s, sender, list(busy))
     return Claim(**dict(row)) if row is not None else None
 
 

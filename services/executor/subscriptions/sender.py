@@ -3,8 +3,10 @@ outcome; one per replica, under the supervisor.
 
 The event is read from the store by its stream and version (never from the bus) and sent as
 `payload.py` builds it, through `libs.outbound` (its SSRF guard), within
-`delivery_timeout_s`: a 2xx is a success; any other answer (a redirect is not followed), a
-timeout or a lost connection is a failed attempt, retried with backoff until
+`delivery_timeout_s`, if the endpoint still asks for it (its patterns and include_internal as
+they are now): a 2xx status line is a success (the body is never read: a receiver that stalls
+or streams it cannot turn an accepted event into a retry); any other answer (a redirect is not
+followed), a timeout or a lost connection is a failed attempt, retried with backoff until
 `delivery_max_attempts`, then dead-lettered; a target the outbound policy refuses is
 dead-lettered at once. It sleeps until a delivery may have become sendable (NOTIFY on
 `fanout.CHANNEL`, a finished send of its own) or the next lane head is due, MAX_SLEEP_S at most
@@ -18,6 +20,7 @@ import logging
 import os
 import secrets
 import socket
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
@@ -27,11 +30,12 @@ import httpx
 from libs.events.db import connect
 from libs.events.runtime import Deps
 from libs.events.wakeups import sleep_until_woken
-from libs.outbound import OutboundPolicy, OutboundRefused, client
+from libs.outbound import OutboundPolicy, OutboundRefused, answered, client
 from services.executor import queries
 from services.executor.subscriptions import lanes, payload
 from services.executor.subscriptions.cursors import is_subscription
 from services.executor.subscriptions.fanout import CHANNEL
+from services.executor.subscriptions.matching import Wants, delivers
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,13 @@ class Sender:
         )
         self.wake = asyncio.Event()
         self.sending = 0
+        self.by_endpoint: Counter[str] = Counter()
+        self.per_endpoint = max(1, s.delivery_concurrency // 2)
+        """In-flight sends one endpoint may hold here: a hanging endpoint with a backlog of
+        lanes takes at most half the slots, and every other subscriber keeps the rest."""
+
+    def busy_endpoints(self) -> list[str]:
+        return [w for w, n in self.by_endpoint.items() if n >= self.per_endpoint]
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Claim and send until the process stops; a lost LISTEN connection is raised to the
@@ -81,11 +92,13 @@ class Sender:
                     self.wake.clear()
                     while self.sending < settings.delivery_concurrency:
                         claim = await lanes.claim_next(
-                            self.deps.pool, sender=self.name, lease_s=self.lease_s
-                        )
+                            self.deps.pool, sender=self.name, lease_s=self.lease_s,
+                            busy=self.busy_endpoints(),
+                        )  # fmt: skip
                         if claim is None:
                             break
                         self.sending += 1
+                        self.by_endpoint[claim.webhook_id] += 1
                         group.create_task(self._deliver(claim, http))
                     if lost or listener.is_closed():
                         raise ConnectionError(lost[0] if lost else "the LISTEN connection closed")
@@ -110,6 +123,9 @@ class Sender:
             await lanes.record(self.deps.pool, claim, outcome, self.backoff)
         finally:
             self.sending -= 1
+            self.by_endpoint[claim.webhook_id] -= 1
+            if self.by_endpoint[claim.webhook_id] <= 0:
+                del self.by_endpoint[claim.webhook_id]
             self.wake.set()
 
     async def attempt(self, claim: lanes.Claim, http: httpx.AsyncClient) -> lanes.Outcome:
@@ -122,6 +138,11 @@ class Sender:
         )
         if not found or found[0].id != claim.event_id:
             return lanes.Failed("the event is not in the store", permanent=True)
+        wants = Wants(tuple(endpoint.events or ()), include_internal=endpoint.include_internal)
+        if not delivers(wants, found[0], self.deps.store.registry):
+            # matched when it was fanned out; the endpoint's patterns or its include_internal
+            # have changed since: what it no longer asks for is not sent
+            return lanes.Cancelled("the endpoint no longer asks for this event")
         raw = payload.body(found[0], self.deps.store.registry)
         headers = payload.headers(
             event_type=claim.type, delivery_id=claim.delivery_id, raw=raw, secret=endpoint.secret
@@ -129,9 +150,7 @@ class Sender:
         host = urlsplit(endpoint.url).hostname or "the endpoint"
         try:
             async with asyncio.timeout(self.timeout_s):
-                answer = await http.post(
-                    endpoint.url, content=raw, headers=headers, follow_redirects=False
-                )
+                status = await answered(http, endpoint.url, content=raw, headers=headers)
         except OutboundRefused as exc:
             return lanes.Failed(str(exc), permanent=True)
         except httpx.InvalidURL:
@@ -140,13 +159,13 @@ class Sender:
             return lanes.Failed(f"{host} did not answer within {self.timeout_s:g} s")
         except httpx.HTTPError as exc:
             return lanes.Failed(f"{host}: {type(exc).__name__}: {exc}")
-        if answer.is_success:
-            return lanes.Delivered(answer.status_code)
-        if answer.is_redirect:
-            error = f"{host} answered HTTP {answer.status_code}, a redirect (not followed)"
+        if 200 <= status < 300:
+            return lanes.Delivered(status)
+        if 300 <= status < 400:
+            error = f"{host} answered HTTP {status}, a redirect (not followed)"
         else:
-            error = f"{host} answered HTTP {answer.status_code}"
-        return lanes.Failed(error, status=answer.status_code)
+            error = f"{host} answered HTTP {status}"
+        return lanes.Failed(error, status=status)
 
 
 async def run_sender(deps: Deps, stopping: asyncio.Event) -> None:
