@@ -1,7 +1,8 @@
 """`POST /webhooks/{id}/replay {after}`: re-send a subscription's events from a position.
 
 In one short transaction that waits for any fan-out step on the subscription (its row lock):
-the subscription's place moves back to just after the event at `after` (0: the log's start),
+the subscription's place moves back to just after the last event at or before position `after`
+(0: the log's start; a position no event holds, a rolled-back append's, is a place all the same),
 its generation is bumped, and its open deliveries (pending, or dead-lettered and holding their
 lane) are superseded. The fan-out then matches every event after `after` again with the
 endpoint's current patterns, each as a new delivery (a new delivery id: a replay is a new
@@ -27,11 +28,23 @@ async def replay(deps: Deps, webhook_id: str, *, after: int) -> ReplayOut:
             "NOT_A_SUBSCRIPTION", "the webhook subscribes to no events: nothing to replay"
         )
     async with deps.pool.acquire() as conn, conn.transaction():
-        try:
-            start = await deps.store.cursor_at(after, conn=conn)
-        except UnknownPosition:
+        # a position names a place in the log, a hole included (a rolled-back append leaves
+        # one): the place is just after the last event at or before it
+        at = await conn.fetchval(
+            "SELECT max(position) FROM eventstore.events WHERE position <= $1", after
+        )
+        end = await conn.fetchval("SELECT coalesce(max(position), 0) FROM eventstore.events")
+        if after > end:
             raise Refusal(
-                "INVALID_POSITION", f"there is no event at position {after}", {"after": after}
+                "INVALID_POSITION",
+                f"position {after} is beyond the end of the log ({end})",
+                {"after": after},
+            )
+        try:
+            start = await deps.store.cursor_at(int(at or 0), conn=conn)
+        except UnknownPosition:  # the log cannot lose an event: only a bug gets here
+            raise Refusal(
+                "INVALID_POSITION", f"there is no event at position {at}", {"after": after}
             ) from None
         generation = await conn.fetchval(
             "UPDATE executor.subscriptions SET tx_id = $2::text::xid8, position = $3, "
