@@ -79,6 +79,7 @@ class GatedRules:
     seen: int = 0
     rules: dict[str, _Rule] = field(default_factory=dict)
     _catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _gated: list[RuleVersion] | None = None
 
     async def hold(self, conn: Conn) -> None:
         """Hold the gate shared for `conn`'s transaction and bring the rules up to the log."""
@@ -97,6 +98,7 @@ class GatedRules:
                 self.seen = max(self.seen, int(row["position"]))
 
     def _apply(self, event: DomainEvent) -> None:
+        self._gated = None
         match event:
             case RuleCreated():
                 body = RuleBody.model_validate(event.definition)
@@ -110,13 +112,20 @@ class GatedRules:
                 rule = self.rules[event.rule_id]
                 rule.enabled, rule.archived = False, True
 
+    @property
+    def any_gated(self) -> bool:
+        """Whether some live rule locks tickets at all (most writes then need nothing more)."""
+        return bool(self.live_gated())
+
     def live_gated(self) -> list[RuleVersion]:
         """The rule versions that lock a ticket when they fire: live, active, with approval."""
-        return [
-            RuleVersion(r.rule_id, r.version, r.body)
-            for r in sorted(self.rules.values(), key=lambda r: r.rule_id)
-            if r.enabled and not r.archived and r.body.mode == "active" and r.body.approval
-        ]
+        if self._gated is None:
+            self._gated = [
+                RuleVersion(r.rule_id, r.version, r.body)
+                for r in sorted(self.rules.values(), key=lambda r: r.rule_id)
+                if r.enabled and not r.archived and r.body.mode == "active" and r.body.approval
+            ]
+        return self._gated
 
     def locks(
         self,
@@ -129,11 +138,13 @@ class GatedRules:
         """The locks to append right after `written` (events of one ticket's stream, the ticket
         being `before` just before them): one per gated rule version that fires on one of them."""
         gated = self.live_gated()
+        if not gated or not any(triggers_of(e.type) for e in written):
+            return []
         found: list[TicketApprovalRequested] = []
         ticket = before
         for envelope in written:
             ticket = _after(ticket, envelope, registry)
-            if not gated or not triggers_of(envelope.type):
+            if not triggers_of(envelope.type):
                 continue
             for rule in gated:
                 if fires(rule, envelope, ticket, max_depth=max_depth):

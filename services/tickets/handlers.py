@@ -214,7 +214,7 @@ class TicketCommands:
     ) -> list[Envelope]:
         """In the transaction that appended `written`: the approval lock of every gated rule
         that fires on one of them, appended right after them (`libs/rules/gate.py`)."""
-        if not written:
+        if not written or not self.gate.any_gated:
             return []
         locks = self.gate.locks(
             ticket_before(history, self.deps.store.registry),
