@@ -8,31 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from libs.events.settings import Settings
-from libs.events.testing import eventually, isolated_system
-from services.approvals.app import SERVICE as APPROVALS
-from services.executor.app import SERVICE as EXECUTOR
-from services.rules.app import SERVICE as RULES
-from services.tickets.app import SERVICE as TICKETS
-from tests.approvals.support import Gate
-from tests.executor.conftest import FAST
-from tests.tickets.support import PEOPLE, seed_people
+from tests.approvals.support import Gate, gate_system
 
 
 @pytest.fixture
 async def gate(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Gate]:
-    system = isolated_system(
-        settings.model_copy(update=FAST),
-        database_url,
-        nats_url,
-        services=(TICKETS, RULES, EXECUTOR, APPROVALS),
-        replica="r1",
-        timers=True,
-    )
-    async with system as deps:
-        await seed_people(deps)
-
-        async def approvers_known() -> int:
-            return int(await deps.pool.fetchval("SELECT count(*) FROM approvals.people"))
-
-        await eventually(approvers_known, until=lambda n: n == len(PEOPLE))
-        yield Gate(deps)
+    async with gate_system(settings, database_url, nats_url) as running:
+        yield running

@@ -3,6 +3,8 @@ real Postgres and NATS (with the timer scheduler), called the way the gateway ca
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +12,14 @@ import pytest
 
 from libs.events.errors import ServiceError
 from libs.events.runtime import Deps
-from libs.events.testing import eventually
-from tests.tickets.support import ADMIN, ALICE, Desk, Who
+from libs.events.settings import Settings
+from libs.events.testing import eventually, isolated_system
+from services.approvals.app import SERVICE as APPROVALS
+from services.executor.app import SERVICE as EXECUTOR
+from services.rules.app import SERVICE as RULES
+from services.tickets.app import SERVICE as TICKETS
+from tests.executor.conftest import FAST
+from tests.tickets.support import ADMIN, ALICE, PEOPLE, Desk, Who, seed_people
 
 TERMINAL = frozenset({"succeeded", "skipped", "dead_lettered"})
 DEPLOY_FIELDS: dict[str, Any] = {
@@ -109,3 +117,25 @@ class Gate:
             f"ticket-{key}",
         )
         return [r["type"] for r in rows]
+
+
+@contextlib.asynccontextmanager
+async def gate_system(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Gate]:
+    """Every service a gated firing crosses, with the timer scheduler, once the approvals
+    service knows every test person."""
+    system = isolated_system(
+        settings.model_copy(update=FAST),
+        database_url,
+        nats_url,
+        services=(TICKETS, RULES, EXECUTOR, APPROVALS),
+        replica="r1",
+        timers=True,
+    )
+    async with system as deps:
+        await seed_people(deps)
+
+        async def approvers_known() -> int:
+            return int(await deps.pool.fetchval("SELECT count(*) FROM approvals.people"))
+
+        await eventually(approvers_known, until=lambda n: n == len(PEOPLE))
+        yield Gate(deps)

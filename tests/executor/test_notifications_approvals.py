@@ -13,38 +13,19 @@ import pytest
 from libs.events.catalog.approvals import ApprovalRequested
 from libs.events.consumers import HandlerContext
 from libs.events.settings import Settings
-from libs.events.testing import eventually, isolated_system
-from services.approvals.app import SERVICE as APPROVALS
-from services.executor.app import SERVICE as EXECUTOR
+from libs.events.testing import eventually
 from services.executor.notifications.approvals import APPROVAL_NOTICES, on_requested
-from services.rules.app import SERVICE as RULES
-from services.tickets.app import SERVICE as TICKETS
-from tests.approvals.support import Gate
-from tests.executor.conftest import FAST
+from tests.approvals.support import Gate, gate_system
 from tests.executor.notices import inbox, people_known, set_active
-from tests.tickets.support import ADMIN, ALICE, BOB, OPERATOR, PEOPLE, Who, seed_people
+from tests.tickets.support import ADMIN, ALICE, BOB, OPERATOR, PEOPLE, Who
 
 
 @pytest.fixture
 async def gate(settings: Settings, database_url: str, nats_url: str) -> AsyncIterator[Gate]:
     """As tests/approvals/conftest.py's, and the executor knows every person too."""
-    system = isolated_system(
-        settings.model_copy(update=FAST),
-        database_url,
-        nats_url,
-        services=(TICKETS, RULES, EXECUTOR, APPROVALS),
-        replica="r1",
-        timers=True,
-    )
-    async with system as deps:
-        await seed_people(deps)
-
-        async def approvers_known() -> int:
-            return int(await deps.pool.fetchval("SELECT count(*) FROM approvals.people"))
-
-        await eventually(approvers_known, until=lambda n: n == len(PEOPLE))
-        await people_known(deps, len(PEOPLE))
-        yield Gate(deps)
+    async with gate_system(settings, database_url, nats_url) as running:
+        await people_known(running.deps, len(PEOPLE))
+        yield running
 
 
 async def waiting_for(gate: Gate, who: Who, count: int) -> list[dict[str, Any]]:
