@@ -129,6 +129,12 @@ async def test_a_rule_made_gated_applies_to_whole_events_never_half(gate: Gate) 
         )
 
     await asyncio.gather(creator(), creator(), creator(), make_it_gated())
+    assert await versions_fired(gate, rule["id"], created) == {1, 2}
+
+
+async def versions_fired(gate: Gate, rule_id: str, created: list[str]) -> set[int]:
+    """The rule versions whose jobs the tickets got, checking that each ticket has a lock
+    exactly when its job is of the gated version (2) and the lock names that version."""
     seen_versions: set[int] = set()
     for key in created:
         rows = await gate.deps.pool.fetch(
@@ -142,7 +148,7 @@ async def test_a_rule_made_gated_applies_to_whole_events_never_half(gate: Gate) 
             for version in (1, 2):
                 exists = await gate.deps.pool.fetchval(
                     "SELECT count(*) FROM eventstore.events WHERE stream_id = $1",
-                    f"job-{job_id(rule['id'], version, str(trigger))}",
+                    f"job-{job_id(rule_id, version, str(trigger))}",
                 )
                 if exists:
                     return version
@@ -155,4 +161,4 @@ async def test_a_rule_made_gated_applies_to_whole_events_never_half(gate: Gate) 
             assert len(locks) == 1 and locks[0]["data"]["details"]["rule_version"] == 2
         else:
             assert locks == []
-    assert seen_versions == {1, 2}
+    return seen_versions
