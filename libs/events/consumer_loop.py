@@ -98,7 +98,7 @@ class ConsumerLoop:
             ack_wait=ACK_WAIT_S,
             max_deliver=-1,  # we count attempts and park ourselves, where an operator sees it
             max_ack_pending=1000,
-            filter_subject=settings.event_subject_filter(self.dispatcher.consumer.subject_prefix()),
+            filter_subject=self.dispatcher.consumer.subject_filter(settings),
         )
         try:
             await js.consumer_info(settings.stream_name, self.name)

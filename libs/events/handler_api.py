@@ -88,6 +88,11 @@ class Consumer:
     handlers: Mapping[str, Handler]
     replayable: bool = True
     tables: tuple[str, ...] = ()
+    exact: bool = False
+    """Filter the bus by each handled type's own subject, not by its category: a consumer of
+    one rare type in a busy category (`job.approval_requested` among every job event) is not
+    sent the rest. Only for a consumer of a single type (the server this runs on takes one
+    filter subject per consumer); a new consumer only (a durable's filter is not changed)."""
 
     @property
     def types(self) -> list[str]:
@@ -97,6 +102,15 @@ class Consumer:
         """The one category every handled type shares ('' when they span several)."""
         categories = {t.split(".", 1)[0] for t in self.handlers}
         return categories.pop() if len(categories) == 1 else ""
+
+    def subject_filter(self, settings: Settings) -> str:
+        """The bus subjects this consumer is sent: its one type's (`exact`), or its category's."""
+        if self.exact:
+            if len(self.handlers) != 1:
+                raise ValueError(f"{self.name}: an exact consumer handles exactly one type")
+            [only] = self.handlers
+            return settings.event_subject(only)
+        return settings.event_subject_filter(self.subject_prefix())
 
 
 class ReplayInProgress(Exception):

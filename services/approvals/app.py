@@ -20,7 +20,7 @@ def rpc_methods(deps: Deps) -> Mapping[str, RpcHandler]:
 
 SERVICE = Service(
     name="approvals",
-    consumers=[REQUESTS, PEOPLE, INTAKE],
+    consumers=[REQUESTS, PEOPLE, *INTAKE],
     rpc=rpc_methods,
     migrations_dir=Path(__file__).parent / "migrations",
 )

@@ -1,4 +1,5 @@
-"""`approvals-intake`: what makes the approvals service act. A gated firing is announced twice,
+"""The approvals service's intake (`approvals-locks`, `approvals-jobs`, `approvals-timers`):
+what makes it act. A gated firing is announced twice,
 by the lock the tickets service took in the triggering append (`ticket.approval_requested`) and
 by the job the rules service queued (`job.queued` with a gate); the first one seen opens the
 request and the second finds it there. The request's durable timers come back here as
@@ -80,13 +81,26 @@ def _approval_of(ctx: HandlerContext) -> str:
     return ctx.envelope.stream_id.removeprefix("approval-")
 
 
-INTAKE = Consumer(
-    name="approvals-intake",
+LOCKS = Consumer(
+    name="approvals-locks",
+    handlers={TicketApprovalRequested.event_type: on_lock},
+    replayable=False,
+    exact=True,
+)
+GATED_JOBS = Consumer(
+    name="approvals-jobs",
+    handlers={JobQueued.event_type: on_job_queued},
+    replayable=False,
+    exact=True,
+)
+TIMERS = Consumer(
+    name="approvals-timers",
     handlers={
-        TicketApprovalRequested.event_type: on_lock,
-        JobQueued.event_type: on_job_queued,
         ApprovalExpiryDue.event_type: on_expiry_due,
         ApprovalEscalationDue.event_type: on_escalation_due,
     },
     replayable=False,
 )
+INTAKE = (LOCKS, GATED_JOBS, TIMERS)
+"""One consumer per kind of event the service reacts to, so the bus sends each only that kind
+(not every ticket's and every job's other events)."""

@@ -13,7 +13,7 @@ from libs.events.bus import RpcHandler
 from libs.events.runtime import Deps, Service
 from services.executor.announcements import ANNOUNCE
 from services.executor.api import ExecutorApi
-from services.executor.approvals import APPROVALS
+from services.executor.approvals import APPROVALS, RELEASED_LOCKS, WAITING_JOBS
 from services.executor.leases import watch_leases
 from services.executor.notifications.approvals import APPROVAL_NOTICES
 from services.executor.notifications.projection import NOTIFICATIONS_PROJECTION
@@ -34,6 +34,8 @@ SERVICE = Service(
         JOBS_PROJECTION,
         WEBHOOKS_PROJECTION,
         APPROVALS,
+        WAITING_JOBS,
+        RELEASED_LOCKS,
         ANNOUNCE,
         PEOPLE_PROJECTION,
         NOTIFICATIONS_PROJECTION,

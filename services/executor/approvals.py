@@ -97,10 +97,20 @@ async def on_lock_released(ctx: HandlerContext, _event: TicketApprovalDecided) -
 
 APPROVALS = Consumer(
     name="executor-approvals",
-    handlers={
-        ApprovalDecided.event_type: on_approval_decided,
-        JobApprovalRequested.event_type: on_job_waits,
-        TicketApprovalDecided.event_type: on_lock_released,
-    },
+    handlers={ApprovalDecided.event_type: on_approval_decided},
     replayable=False,
 )
+WAITING_JOBS = Consumer(
+    name="executor-approval-waits",
+    handlers={JobApprovalRequested.event_type: on_job_waits},
+    replayable=False,
+    exact=True,
+)
+RELEASED_LOCKS = Consumer(
+    name="executor-lock-releases",
+    handlers={TicketApprovalDecided.event_type: on_lock_released},
+    replayable=False,
+    exact=True,
+)
+"""Three consumers, one per event, so the bus sends each only its own kind: a job's or a
+ticket's every other event never reaches them."""

@@ -229,7 +229,7 @@ async def test_a_decision_that_outruns_the_rules_service_still_moves_its_job(
             return int(
                 await deps.pool.fetchval(
                     "SELECT count(*) FROM eventstore.parked_events "
-                    "WHERE consumer = 'executor-approvals'"
+                    "WHERE consumer LIKE 'executor-approval%'"
                 )
             )
 
