@@ -7,13 +7,15 @@ copy), inserts a delivery for each one `matching.delivers` lets through and move
 all in one short transaction: an event is matched once per subscription and generation (the
 unique key makes a repeat a no-op), and a crash loses nothing. The endpoint's patterns are read
 as they are at the step. It is woken by the store's after-commit wake-up on NATS (a hint, never
-data), and looks again every TICK_S anyway."""
+data; at most every MIN_PASS_GAP_S, however busy the log), and looks again every TICK_S anyway.
+The subscriptions are listed again every TICK_S: with none, a commit costs it nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import time
 from typing import Final
 
 from nats.aio.msg import Msg
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 BATCH: Final = 500
 TICK_S: Final = 1.0
 AGAIN_S: Final = 0.1
+MIN_PASS_GAP_S: Final = 0.01
+"""At most this often a pass, however many commits wake it."""
 """How soon to look again when a step filled its batch or committed events were held back."""
 ROUNDS: Final = 20
 """Batches of one subscription per pass, so one far behind does not starve the others."""
@@ -89,15 +93,20 @@ async def fan_out_step(deps: Deps, webhook_id: str) -> tuple[int, bool]:
     return inserted, len(batch.events) == BATCH or batch.held_back
 
 
-async def fan_out_pass(deps: Deps) -> bool:
-    """Every active subscription, up to ROUNDS batches each; whether to look again soon."""
-    ids = await deps.pool.fetch(
+async def active_subscriptions(deps: Deps) -> list[str]:
+    rows = await deps.pool.fetch(
         "SELECT webhook_id FROM executor.subscriptions WHERE active ORDER BY webhook_id"
     )
+    return [r["webhook_id"] for r in rows]
+
+
+async def fan_out_pass(deps: Deps, ids: list[str] | None = None) -> bool:
+    """Every active subscription (or those of `ids`), up to ROUNDS batches each; whether to
+    look again soon."""
     again = False
-    for record in ids:
+    for webhook_id in await active_subscriptions(deps) if ids is None else ids:
         for _ in range(ROUNDS):
-            _, more = await fan_out_step(deps, record["webhook_id"])
+            _, more = await fan_out_step(deps, webhook_id)
             if not more:
                 break
         else:
@@ -114,10 +123,17 @@ async def run_fanout(deps: Deps, stopping: asyncio.Event) -> None:
         wake.set()
 
     subscription = await deps.nc.subscribe(deps.settings.relay_wake_subject, cb=on_wake)
+    ids: list[str] = []
+    listed_at = -TICK_S
     try:
         while not stopping.is_set():
             wake.clear()
-            again = await fan_out_pass(deps)
+            if time.monotonic() - listed_at >= TICK_S:  # a new subscription waits <= TICK_S
+                ids, listed_at = await active_subscriptions(deps), time.monotonic()
+            again = await fan_out_pass(deps, ids) if ids else False
+            # every commit wakes this: coalesce the wake-ups of a busy log, so that with no
+            # subscription (or a quiet one) it costs the database nothing per commit
+            await asyncio.sleep(MIN_PASS_GAP_S)
             await sleep_until_woken(stopping, wake, AGAIN_S if again else TICK_S)
     finally:
         await subscription.unsubscribe()
