@@ -63,8 +63,12 @@ class Sender:
         self.sending = 0
         self.by_endpoint: Counter[str] = Counter()
         self.per_endpoint = max(1, s.delivery_concurrency // 2)
-        """In-flight sends one endpoint may hold here: a hanging endpoint with a backlog of
-        lanes takes at most half the slots, and every other subscriber keeps the rest."""
+        """In-flight sends one endpoint may hold here while others have work: a hanging
+        endpoint with a backlog of lanes takes at most half the slots, and every other
+        subscriber keeps the rest. With nobody else waiting it may use all slots but one."""
+
+    def has_spare_slots(self) -> bool:
+        return self.sending < self.deps.settings.delivery_concurrency - 1
 
     def busy_endpoints(self) -> list[str]:
         return [w for w, n in self.by_endpoint.items() if n >= self.per_endpoint]
@@ -91,10 +95,16 @@ class Sender:
                 while not stopping.is_set():
                     self.wake.clear()
                     while self.sending < settings.delivery_concurrency:
+                        busy = self.busy_endpoints()
                         claim = await lanes.claim_next(
-                            self.deps.pool, sender=self.name, lease_s=self.lease_s,
-                            busy=self.busy_endpoints(),
-                        )  # fmt: skip
+                            self.deps.pool, sender=self.name, lease_s=self.lease_s, busy=busy
+                        )
+                        if claim is None and busy and self.has_spare_slots():
+                            # nobody else waits: a busy endpoint may use the slots left, all
+                            # but one, which stays free for the next endpoint that has work
+                            claim = await lanes.claim_next(
+                                self.deps.pool, sender=self.name, lease_s=self.lease_s
+                            )
                         if claim is None:
                             break
                         self.sending += 1
