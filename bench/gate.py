@@ -32,6 +32,7 @@ from libs.events.settings import parse_rate_limits
 from libs.events.testing import scratch_database
 from services.approvals.app import SERVICE as APPROVALS
 from services.executor.app import SERVICE as EXECUTOR
+from services.executor.subscriptions.fanout import TICK_S
 from services.gateway.app import SERVICE as GATEWAY
 from services.people.app import SERVICE as PEOPLE
 from services.rules.app import SERVICE as RULES
@@ -211,7 +212,7 @@ async def measure(env: BenchEnv, database_url: str, seconds: float) -> list[Row]
             hook = {"name": "sub", "kind": "webhook", "url": subscriber.url,
                     "events": ["ticket.created"]}  # fmt: skip
             (await admin.post("/api/v1/webhooks", json=hook)).raise_for_status()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(TICK_S + 0.5)  # a new subscription is picked up within TICK_S
             start = len(subscriber.arrived)
             keys = await create(admin, title="plain", rate_s=EVENTS_RATE, seconds=seconds)
             await settle(lambda: len(subscriber.arrived) - start >= len(keys), timeout=SETTLE_S)
