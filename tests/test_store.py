@@ -274,3 +274,41 @@ async def test_an_append_without_savepoint_commits_with_its_transaction_or_not_a
             )
     assert await store.read_stream("nosp-2") == []
     assert [e.version for e in await store.read_stream("nosp-1")] == [1]
+
+
+async def test_the_envelopes_an_append_returns_are_the_rows_a_reader_reads(
+    store: EventStore,
+) -> None:
+    """The append answers with one row (positions, version before, time), not a row per event:
+    every envelope it builds from that must be the stored event, field for field."""
+    await store.append("c-9", [Counted(n=0)], expected_version=NO_STREAM, metadata=META)
+    other = store.append("d-9", [Counted(n=7)], expected_version=NO_STREAM, metadata=META)
+    written, _ = await asyncio.gather(
+        store.append(
+            "c-9", [Counted(n=i) for i in range(1, 51)], expected_version=1, metadata=META
+        ),
+        other,
+    )
+    stored = (await store.read_stream("c-9"))[1:]
+    assert written == stored
+    assert [e.version for e in written] == list(range(2, 52))
+    assert [e.position for e in written] == sorted(e.position for e in written)
+    assert len({e.recorded_at for e in written}) == 1
+
+
+async def test_a_conflict_in_a_callers_transaction_names_the_actual_version(
+    store: EventStore,
+) -> None:
+    await store.append("c-8", [Counted(n=1), Counted(n=2)], expected_version=ANY, metadata=META)
+    async with store.transaction() as conn:
+        with pytest.raises(ConcurrencyError) as refused:
+            await store.append(
+                "c-8",
+                [Counted(n=3)],
+                expected_version=1,
+                metadata=META,
+                conn=conn,
+                savepoint=False,
+            )
+    assert (refused.value.expected, refused.value.actual) == (1, 2)
+    assert len(await store.read_stream("c-8")) == 2

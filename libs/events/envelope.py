@@ -7,13 +7,17 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from asyncpg.pgproto.pgproto import UUID as DatabaseUUID
 from pydantic import BaseModel, ConfigDict, Field
-from uuid_utils.compat import uuid7
+from uuid_utils import uuid7
 
 
 def new_id() -> UUID:
-    """A time-ordered UUIDv7, so ids sort roughly by creation time."""
-    return uuid7()
+    """A time-ordered UUIDv7, so ids sort roughly by creation time.
+
+    Made as asyncpg's own `uuid.UUID` subclass, the type every uuid read from the database
+    already is: a third of the cost of a stdlib UUID, and asyncpg encodes it without a call."""
+    return DatabaseUUID(uuid7().bytes)
 
 
 class ActorKind(StrEnum):
@@ -94,22 +98,29 @@ class Envelope(BaseModel):
         """An envelope of values the store has just validated and written, without a second
         validation pass. What `model_construct` does, minus its per-field alias and default
         walk: that walk was 40% of a batched append's Python time."""
-        made = cls.__new__(cls)
-        values = {
-            "id": id,
-            "stream_id": stream_id,
-            "version": version,
-            "type": type,
-            "schema_version": schema_version,
-            "data": data,
-            "metadata": metadata,
-            "recorded_at": recorded_at,
-            "position": position,
-        }
-        object.__setattr__(made, "__dict__", values)
-        object.__setattr__(made, "__pydantic_fields_set__", _ENVELOPE_FIELDS)
-        object.__setattr__(made, "__pydantic_extra__", None)
-        object.__setattr__(made, "__pydantic_private__", None)
+        return cls.of_trusted_fields(
+            {
+                "id": id,
+                "stream_id": stream_id,
+                "version": version,
+                "type": type,
+                "schema_version": schema_version,
+                "data": data,
+                "metadata": metadata,
+                "recorded_at": recorded_at,
+                "position": position,
+            }
+        )
+
+    @classmethod
+    def of_trusted_fields(cls, fields: dict[str, Any]) -> Envelope:
+        """`trusted` for a caller that builds the field dict itself, in a loop over a batch:
+        every field, by name, already valid. The dict becomes the envelope's own."""
+        made = _new(cls)
+        _put(made, "__dict__", fields)
+        _put(made, "__pydantic_fields_set__", _ENVELOPE_FIELDS)
+        _put(made, "__pydantic_extra__", None)
+        _put(made, "__pydantic_private__", None)
         return made
 
     @property
@@ -119,6 +130,8 @@ class Envelope(BaseModel):
 
 
 _ENVELOPE_FIELDS = set(Envelope.model_fields)
+_new = object.__new__
+_put = object.__setattr__
 
 
 def stream_category(stream_id: str) -> str:

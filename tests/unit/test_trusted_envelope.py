@@ -4,6 +4,7 @@ a validated construction makes, or a reader would see a different event than a w
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import UUID
 
 import pytest
 from pydantic import ValidationError
@@ -41,3 +42,19 @@ def test_a_trusted_envelope_sets_every_field_and_stays_frozen() -> None:
     assert trusted.category == "ticket"
     with pytest.raises(ValidationError):
         trusted.version = 4  # type: ignore[misc]
+
+
+def test_an_envelope_of_trusted_fields_equals_a_validated_one() -> None:
+    fields = _fields()
+    made = Envelope.of_trusted_fields(dict(fields))
+    assert made == Envelope(**fields)  # type: ignore[arg-type]
+    assert made.model_dump_json() == Envelope(**fields).model_dump_json()  # type: ignore[arg-type]
+
+
+def test_new_ids_are_time_ordered_uuid7s_equal_to_their_stdlib_form() -> None:
+    ids = [new_id() for _ in range(1000)]
+    assert all(isinstance(i, UUID) and i.version == 7 for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(UUID(str(i)) == i and hash(UUID(str(i))) == hash(i) for i in ids[:10])
+    envelope = Envelope(**{**_fields(), "id": ids[0]})  # type: ignore[arg-type]
+    assert Envelope.model_validate_json(envelope.model_dump_json()).id == ids[0]
