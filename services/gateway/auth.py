@@ -72,11 +72,11 @@ async def _from_token(deps: Deps, value: str) -> Principal | None:
     token_id = parse_token(value)
     if token_id is None:
         return None
-    row = await queries.token_by_id(deps.pool, token_id)
-    if row is None or row.revoked or not security.same(digest(value), row.token_hash):
+    live = await queries.live_token(deps.pool, token_id)
+    if live is None:
         return None
-    user = await queries.user_by_id(deps.pool, row.user_id)
-    if user is None:
+    row, user = live.token, live.user
+    if row.revoked or not security.same(digest(value), row.token_hash) or user is None:
         return None
     return _principal(user, token_id=row.id, scopes=frozenset(row.scopes))
 

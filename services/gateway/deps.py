@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from libs.events.runtime import Deps
 
 
-def get_deps(request: Request) -> Deps:
+async def get_deps(request: Request) -> Deps:
+    """`async` though it awaits nothing: FastAPI runs a plain `def` dependency in a worker
+    thread, a thread hand-off on every request for one attribute read."""
     deps: Deps = request.app.state.deps
     return deps
 

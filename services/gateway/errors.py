@@ -81,10 +81,11 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def refuse_nul_in_url(request: Request) -> None:
+async def refuse_nul_in_url(request: Request) -> None:
     """Dependency of the /api/v1 routes: 422 for a NUL (or anything else `input_problem`
     refuses) in a path or query parameter (bodies: the input models, or the service behind,
-    refuse it) before any of them reaches a query."""
+    refuse it) before any of them reaches a query. `async` so that FastAPI runs it on the event
+    loop, not in a worker thread."""
     url = [list(request.path_params.values()), request.query_params.multi_items()]
     problem = input_problem(url)
     if problem is not None:

@@ -33,15 +33,6 @@ class UserRow:
         return cls(id=row["user_id"], email=row["email"], name=row["name"], role=row["role"])
 
 
-async def user_by_id(db: Db, user_id: str) -> UserRow | None:
-    """The user when active (a deactivated one is nobody to authenticate as)."""
-    row = await db.fetchrow(
-        "SELECT user_id, email, name, role FROM gateway.users WHERE user_id = $1 AND active",
-        user_id,
-    )
-    return UserRow.of(row) if row else None
-
-
 @dataclass(frozen=True)
 class LiveSession:
     user: UserRow
@@ -90,22 +81,38 @@ class TokenRow:
     """No longer usable: revoked (a deactivation revokes them all) or past its expiry."""
 
 
-async def token_by_id(db: Db, token_id: str) -> TokenRow | None:
+@dataclass(frozen=True)
+class LiveToken:
+    token: TokenRow
+    user: UserRow | None
+    """The token's owner while active (None once deactivated)."""
+
+
+async def live_token(db: Db, token_id: str) -> LiveToken | None:
+    """The token and its active owner in one read: what every request with a Bearer header
+    asks."""
     row = await db.fetchrow(
-        "SELECT token_id, user_id, scopes, token_hash, "
-        "revoked_at IS NOT NULL OR coalesce(expires_at <= now(), false) AS revoked "
-        "FROM gateway.tokens WHERE token_id = $1",
+        "SELECT t.token_id, t.user_id, t.scopes, t.token_hash, "
+        "t.revoked_at IS NOT NULL OR coalesce(t.expires_at <= now(), false) AS revoked, "
+        "u.user_id AS owner, u.email, u.name, u.role "
+        "FROM gateway.tokens t "
+        "LEFT JOIN gateway.users u ON u.user_id = t.user_id AND u.active "
+        "WHERE t.token_id = $1",
         token_id,
     )
     if row is None:
         return None
-    return TokenRow(
+    token = TokenRow(
         id=row["token_id"],
         user_id=row["user_id"],
         scopes=list(row["scopes"]),
         token_hash=row["token_hash"],
         revoked=row["revoked"],
     )
+    user = None
+    if row["owner"] is not None:
+        user = UserRow(id=row["owner"], email=row["email"], name=row["name"], role=row["role"])
+    return LiveToken(token, user)
 
 
 @dataclass(frozen=True)
