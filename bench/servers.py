@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from libs.events import gc_policy
 from libs.events.embedded import EmbeddedNats, EmbeddedPostgres
 from libs.events.settings import Settings
 from libs.events.testing import delete_namespace_streams, unique_name
@@ -25,6 +26,9 @@ class BenchEnv:
 
 @contextlib.asynccontextmanager
 async def bench_env() -> AsyncIterator[BenchEnv]:
+    """The servers and settings of a bench run. The bench's process hosts the services (and the
+    raw baselines beside them), so it runs the collector as a service process does."""
+    gc_policy.tune_for_service()
     configured = Settings()
     started: list[EmbeddedNats | EmbeddedPostgres] = []
     with tempfile.TemporaryDirectory(prefix="olbench") as tmp:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 import click
 
+from libs.events import gc_policy
 from libs.events.errors import ConfigurationError
 from libs.events.logs import configure_logging
 from libs.events.runtime import Service
@@ -114,7 +115,9 @@ def dev(
     from libs.events.devstack import run_dev
 
     settings = _settings(ctx, data_dir=data_dir, port=port, host=host)
-    _run(lambda stop: run_dev(settings, all_services(), stop, processes=processes))
+    services = all_services()
+    gc_policy.tune_for_service()
+    _run(lambda stop: run_dev(settings, services, stop, processes=processes))
 
 
 @cli.command(
@@ -156,6 +159,7 @@ def run(
             "data dir first"
         )
     chosen = load_service(service)
+    gc_policy.tune_for_service()
     _run(lambda stop: run_services(settings, [chosen], stop, relay=relay, timers=timers))
 
 
