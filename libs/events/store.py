@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -39,6 +40,7 @@ from libs.events.store_errors import (
     EventTooLarge,
     StoreError,
     UnknownPosition,
+    UnreadableEvent,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "EventTooLarge",
     "StoreError",
     "UnknownPosition",
+    "UnreadableEvent",
     "dump_envelope",
     "load_envelope",
 ]
@@ -66,6 +69,9 @@ ANY = -1
 _APPENDED_IN_TRANSACTION: ContextVar[list[bool] | None] = ContextVar("appended", default=None)
 """Set by `transaction()`: whether an append happened inside it, so it wakes the relay only then."""
 ANY_ATTEMPTS = 100
+READ_BACK_CHECK_CHARS = 4_300
+"""A payload longer than this is parsed once, as its readers will parse it, before it is
+written: only such a payload can hold a number no reader can parse."""
 
 _APPEND = """
 WITH cur AS (
@@ -178,6 +184,8 @@ class EventStore(LogReader):
             # characters first (cheap), bytes only when it could matter
             if len(payload) * 4 > room and len(payload.encode()) > room:
                 raise EventTooLarge(item.event_type, MAX_EVENT_BYTES - room + len(payload.encode()))
+            if len(payload) > READ_BACK_CHECK_CHARS:
+                _check_readable(item.event_type, payload)
         args = (
             stream_id,
             event_ids,
@@ -280,8 +288,9 @@ class EventStore(LogReader):
         payloads: list[str],
         metadata: Metadata,
     ) -> list[Envelope]:
-        """The envelopes as stored: each `data` is parsed back from the very JSON the row got
-        (a third of the cost of dumping the event again)."""
+        """The envelopes of the rows just written: each `data` is parsed back from the JSON the
+        row got (a third of the cost of dumping the event again). Nothing here may raise: the
+        rows may be committed already."""
         before, recorded_at = answer["before"], answer["recorded_at"]
         positions = answer["positions"]
         make = Envelope.of_trusted_fields  # built from values just validated and stored
@@ -293,7 +302,7 @@ class EventStore(LogReader):
                     "version": version,
                     "type": item.event_type,
                     "schema_version": item.schema_version,
-                    "data": from_json(payload),
+                    "data": _data_of(item, payload),
                     "metadata": metadata,
                     "recorded_at": recorded_at,
                     "position": position,
@@ -319,3 +328,20 @@ class EventStore(LogReader):
         if len(rows) == len(event_ids) and all(r["stream_id"] == stream_id for r in rows):
             return [envelope_of(r) for r in rows]
         return None
+
+
+def _data_of(event: DomainEvent, payload: str) -> dict[str, Any]:
+    """The event's JSON form, from its payload; from the event itself where the fast parser
+    gives up (it stops at 200 levels of nesting, where Postgres and the readers go on)."""
+    try:
+        data: dict[str, Any] = from_json(payload)
+    except ValueError:
+        return event.model_dump(mode="json")
+    return data
+
+
+def _check_readable(event_type: str, payload: str) -> None:
+    try:
+        json.loads(payload)  # what every reader's codec does (libs/events/db.py)
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableEvent(event_type, str(exc)[:200]) from None

@@ -29,6 +29,15 @@ class EventTooLarge(StoreError):
         self.size = size
 
 
+class UnreadableEvent(StoreError):
+    """An event whose JSON the log's readers could not parse back (Python's `json` refuses an
+    integer of over 4,300 digits): refused before it is written, or it would break every later
+    read of its stream and of the log."""
+
+    def __init__(self, type_name: str, reason: str) -> None:
+        super().__init__(f"a {type_name!r} event could not be read back: {reason}")
+
+
 class UnknownPosition(StoreError):
     def __init__(self, position: int) -> None:
         super().__init__(f"no event at global position {position}")
