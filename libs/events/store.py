@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
-from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic_core import from_json
 
+from libs.events.batch_encoding import EncodedBatch, encode_batch
 from libs.events.db import Conn
-from libs.events.envelope import Envelope, Metadata, new_id
+from libs.events.envelope import Envelope, Metadata
 from libs.events.log_reads import (
     COLUMNS,
     START,
@@ -69,9 +67,6 @@ ANY = -1
 _APPENDED_IN_TRANSACTION: ContextVar[list[bool] | None] = ContextVar("appended", default=None)
 """Set by `transaction()`: whether an append happened inside it, so it wakes the relay only then."""
 ANY_ATTEMPTS = 100
-READ_BACK_CHECK_CHARS = 4_300
-"""A payload longer than this is parsed once, as its readers will parse it, before it is
-written: only such a payload can hold a number no reader can parse."""
 
 _APPEND = """
 WITH cur AS (
@@ -79,8 +74,9 @@ WITH cur AS (
     FROM eventstore.events WHERE stream_id = $1
 ), written AS (
     INSERT INTO eventstore.events (id, stream_id, version, type, schema_version, data, metadata)
-    SELECT e.id, $1, cur.v + e.n, e.type, e.schema_version, e.data::jsonb, cur.meta
-    FROM cur, unnest($2::uuid[], $3::text[], $4::smallint[], $5::text[])
+    SELECT e.id, $1, cur.v + e.n, e.type, e.schema_version, e.data, cur.meta
+    FROM cur, ROWS FROM (unnest($2::uuid[]), unnest($3::text[]), unnest($4::smallint[]),
+                         jsonb_array_elements($5::text::jsonb))
          WITH ORDINALITY AS e(id, type, schema_version, data, n)
     WHERE $7::int < 0 OR cur.v = $7::int
     RETURNING position, version
@@ -88,7 +84,8 @@ WITH cur AS (
 SELECT (SELECT v FROM cur) AS before, now() AS recorded_at,
        (SELECT array_agg(position ORDER BY version) FROM written) AS positions
 """
-"""One statement per batch. The metadata is parsed once, not per row; the answer is one row
+"""One statement per batch. The payloads come as one JSON array (libs/events/batch_encoding.py)
+and the metadata is parsed once, not per row; the answer is one row
 (the stream's version before, the positions in version order, and `recorded_at`, which is the
 transaction's `now()` like the column's default), not a row per event; and a version mismatch
 answers with the stream's actual version, with no second query."""
@@ -153,74 +150,36 @@ class EventStore(LogReader):
         """
         if not events:
             return []
-        event_ids, args = self._encode(stream_id, events, expected_version, metadata, ids)
+        batch = encode_batch(
+            self.registry,
+            stream_id,
+            events,
+            expected_version=expected_version,
+            metadata=metadata,
+            ids=ids,
+        )
         if conn is not None and not savepoint:
             # a unique violation has aborted the caller's transaction: nothing more to ask it
-            return await self._append_once(conn, args, events, event_ids, metadata, savepoint=False)
-        return await self._append_retrying(
-            conn, args, events, event_ids, metadata, retried=ids is not None
-        )
-
-    def _encode(
-        self,
-        stream_id: str,
-        events: Sequence[DomainEvent],
-        expected_version: int,
-        metadata: Metadata,
-        ids: Sequence[UUID] | None,
-    ) -> tuple[list[UUID], tuple[Any, ...]]:
-        """Check the events (registered, within the size limit) and build the statement's
-        arguments: the envelope's encoding is the only per-event work."""
-        if ids is not None and len(ids) != len(events):
-            raise ValueError("ids and events must have the same length")
-        for item in events:
-            if not self.registry.knows(item.event_type):
-                raise StoreError(f"event type {item.event_type!r} is not registered")
-        event_ids = list(ids) if ids is not None else [new_id() for _ in events]
-        payloads = [e.model_dump_json() for e in events]
-        meta = metadata.model_dump_json()
-        room = MAX_EVENT_BYTES - len(meta.encode())
-        for item, payload in zip(events, payloads, strict=True):
-            # characters first (cheap), bytes only when it could matter
-            if len(payload) * 4 > room and len(payload.encode()) > room:
-                raise EventTooLarge(item.event_type, MAX_EVENT_BYTES - room + len(payload.encode()))
-            if len(payload) > READ_BACK_CHECK_CHARS:
-                _check_readable(item.event_type, payload)
-        args = (
-            stream_id,
-            event_ids,
-            [e.event_type for e in events],
-            [e.schema_version for e in events],
-            payloads,
-            meta,
-            expected_version,
-        )
-        return event_ids, args
+            return await self._append_once(conn, batch, savepoint=False)
+        return await self._append_retrying(conn, batch, retried=ids is not None)
 
     async def _append_retrying(
-        self,
-        conn: Conn | None,
-        args: tuple[Any, ...],
-        events: Sequence[DomainEvent],
-        event_ids: list[UUID],
-        metadata: Metadata,
-        *,
-        retried: bool,
+        self, conn: Conn | None, batch: EncodedBatch, *, retried: bool
     ) -> list[Envelope]:
         """Append; on a conflict, answer with the stored events when this is a retry of an
         append that already happened (`retried`: the caller gave the ids), and under ANY try
         again: a conflict then always means another writer won a version, and every round has
         a winner, so retrying terminates."""
-        stream_id, expected_version = args[0], args[-1]
+        stream_id, expected_version = batch.stream_id, batch.expected_version
         attempts = ANY_ATTEMPTS if expected_version == ANY else 1
         for attempt in range(1, attempts + 1):
             try:
-                return await self._append_once(conn, args, events, event_ids, metadata)
+                return await self._append_once(conn, batch)
             except ConcurrencyError as exc:
                 # ids minted here are new, so cannot be stored yet. Checked after the failed
                 # statement's connection or savepoint is released.
                 if retried:
-                    stored = await self._already_appended(stream_id, event_ids, conn=conn)
+                    stored = await self._already_appended(stream_id, batch.ids, conn=conn)
                     if stored is not None:
                         return stored
                 if attempt == attempts:
@@ -233,67 +192,44 @@ class EventStore(LogReader):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _append_once(
-        self,
-        conn: Conn | None,
-        args: tuple[Any, ...],
-        events: Sequence[DomainEvent],
-        event_ids: list[UUID],
-        metadata: Metadata,
-        *,
-        savepoint: bool = True,
+        self, conn: Conn | None, batch: EncodedBatch, *, savepoint: bool = True
     ) -> list[Envelope]:
         """One try: on a pooled connection (its own transaction), or in the caller's
         transaction (in a savepoint unless told not to); wakes the relay when this was the
         outermost transaction, or marks the transaction as one that appended."""
         if conn is None:
             async with self.pool.acquire() as own:
-                written = await self._append(own, args, events, event_ids, metadata)
+                written = await self._append(own, batch)
             await self.committed()
             return written
         if savepoint:
             async with conn.transaction():
-                written = await self._append(conn, args, events, event_ids, metadata)
+                written = await self._append(conn, batch)
         else:
-            written = await self._append(conn, args, events, event_ids, metadata)
+            written = await self._append(conn, batch)
         if not conn.is_in_transaction():  # that transaction was the outermost one
             await self.committed()
         elif (appended := _APPENDED_IN_TRANSACTION.get()) is not None:
             appended[0] = True  # transaction() wakes the relay after its commit
         return written
 
-    async def _append(
-        self,
-        conn: Conn,
-        args: tuple[Any, ...],
-        events: Sequence[DomainEvent],
-        event_ids: list[UUID],
-        metadata: Metadata,
-    ) -> list[Envelope]:
-        stream_id, expected = args[0], args[-1]
+    async def _append(self, conn: Conn, batch: EncodedBatch) -> list[Envelope]:
         try:
-            answer = await conn.fetchrow(_APPEND, *args)
+            answer = await conn.fetchrow(_APPEND, *batch.args())
         except asyncpg.UniqueViolationError as exc:
-            raise ConcurrencyError(stream_id, expected, None) from exc
+            raise ConcurrencyError(batch.stream_id, batch.expected_version, None) from exc
         if answer is None or answer["positions"] is None:  # the stream was not at `expected`
             actual = answer["before"] if answer is not None else None
-            raise ConcurrencyError(stream_id, expected, actual)
-        return self._stored(stream_id, answer, events, event_ids, args[4], metadata)
+            raise ConcurrencyError(batch.stream_id, batch.expected_version, actual)
+        return self._stored(batch, answer)
 
     @staticmethod
-    def _stored(
-        stream_id: str,
-        answer: asyncpg.Record,
-        events: Sequence[DomainEvent],
-        event_ids: list[UUID],
-        payloads: list[str],
-        metadata: Metadata,
-    ) -> list[Envelope]:
-        """The envelopes of the rows just written: each `data` is parsed back from the JSON the
-        row got (a third of the cost of dumping the event again). Nothing here may raise: the
-        rows may be committed already."""
+    def _stored(batch: EncodedBatch, answer: asyncpg.Record) -> list[Envelope]:
+        """The envelopes of the rows just written, from values encoded and checked before the
+        write: nothing here may raise, for the rows may be committed already."""
         before, recorded_at = answer["before"], answer["recorded_at"]
-        positions = answer["positions"]
-        make = Envelope.of_trusted_fields  # built from values just validated and stored
+        stream_id, metadata = batch.stream_id, batch.metadata
+        make = Envelope.of_trusted_fields
         return [
             make(
                 {
@@ -302,18 +238,18 @@ class EventStore(LogReader):
                     "version": version,
                     "type": item.event_type,
                     "schema_version": item.schema_version,
-                    "data": _data_of(item, payload),
+                    "data": data,
                     "metadata": metadata,
                     "recorded_at": recorded_at,
                     "position": position,
                 }
             )
-            for version, event_id, item, payload, position in zip(
-                range(before + 1, before + 1 + len(events)),
-                event_ids,
-                events,
-                payloads,
-                positions,
+            for version, event_id, item, data, position in zip(
+                range(before + 1, before + 1 + len(batch.events)),
+                batch.ids,
+                batch.events,
+                batch.data,
+                answer["positions"],
                 strict=True,
             )
         ]
@@ -328,20 +264,3 @@ class EventStore(LogReader):
         if len(rows) == len(event_ids) and all(r["stream_id"] == stream_id for r in rows):
             return [envelope_of(r) for r in rows]
         return None
-
-
-def _data_of(event: DomainEvent, payload: str) -> dict[str, Any]:
-    """The event's JSON form, from its payload; from the event itself where the fast parser
-    gives up (it stops at 200 levels of nesting, where Postgres and the readers go on)."""
-    try:
-        data: dict[str, Any] = from_json(payload)
-    except ValueError:
-        return event.model_dump(mode="json")
-    return data
-
-
-def _check_readable(event_type: str, payload: str) -> None:
-    try:
-        json.loads(payload)  # what every reader's codec does (libs/events/db.py)
-    except (ValueError, RecursionError) as exc:
-        raise UnreadableEvent(event_type, str(exc)[:200]) from None
