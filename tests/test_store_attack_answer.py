@@ -5,15 +5,18 @@ reports a failure must have stored nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from libs.contracts.rule_definitions import TriggerIn
+from libs.events import batch_encoding
 from libs.events.db import create_pool, migrate, store_migrations
 from libs.events.envelope import Actor, Metadata
 from libs.events.registry import DomainEvent, EventRegistry
-from libs.events.store import ANY, NO_STREAM, EventStore, UnreadableEvent
+from libs.events.store import ANY, NO_STREAM, BatchTooLarge, EventStore, UnreadableEvent
 
 META = Metadata(actor=Actor.system(), service="test")
 ATTACK = EventRegistry()
@@ -127,3 +130,33 @@ async def test_a_retry_with_the_same_ids_under_any_answers_with_the_first_rows(
             "retry-1", events, expected_version=ANY, metadata=META, ids=ids, conn=conn
         )
     assert first == again == inside == await store.read_stream("retry-1")
+
+
+@ATTACK.register("attack.aliased")
+class Aliased(DomainEvent):
+    """A field whose model serializes by alias (as the rule definitions' `from` does)."""
+
+    trigger: TriggerIn
+
+
+async def test_each_event_is_stored_as_its_own_model_dumps_it(store: EventStore) -> None:
+    """The batch is serialized event by event with each model's own serializer: a nested
+    model's `serialize_by_alias` must hold, as it does for `model_dump_json()`."""
+    event = Aliased(trigger=TriggerIn(event="ticket.status_changed", from_="open", to="resolved"))
+    written = await store.append("alias-1", [event], expected_version=NO_STREAM, metadata=META)
+    stored = await store.read_stream("alias-1")
+    assert stored[0].data == json.loads(event.model_dump_json())
+    assert stored[0].data["trigger"]["from"] == "open"
+    assert written == stored
+
+
+async def test_a_batch_over_the_jsonb_limit_is_refused_whole(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_encoding, "MAX_BATCH_BYTES", 64 * 1024)
+    events = [Blob(value="x" * 30_000) for _ in range(3)]  # each well under the event limit
+    with pytest.raises(BatchTooLarge):
+        await store.append("batch-1", events, expected_version=NO_STREAM, metadata=META)
+    assert await store.stream_version("batch-1") == 0
+    await store.append("batch-1", events[:2], expected_version=NO_STREAM, metadata=META)
+    assert await store.stream_version("batch-1") == 2

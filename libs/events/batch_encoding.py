@@ -23,7 +23,14 @@ from pydantic_core import from_json
 
 from libs.events.envelope import Metadata, new_id
 from libs.events.registry import DomainEvent, EventRegistry
-from libs.events.store_errors import MAX_EVENT_BYTES, EventTooLarge, StoreError, UnreadableEvent
+from libs.events.store_errors import (
+    MAX_BATCH_BYTES,
+    MAX_EVENT_BYTES,
+    BatchTooLarge,
+    EventTooLarge,
+    StoreError,
+    UnreadableEvent,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,10 @@ def encode_batch(
     for item, one in zip(events, encoded, strict=True):
         if len(one) > room:  # bytes, as the limit counts them
             raise EventTooLarge(item.event_type, MAX_EVENT_BYTES - room + len(one))
-    payload = (b"[" + b",".join(encoded) + b"]").decode()
+    joined = b"[" + b",".join(encoded) + b"]"
+    if len(joined) > MAX_BATCH_BYTES:
+        raise BatchTooLarge(len(events), len(joined))
+    payload = joined.decode()
     try:
         data: list[dict[str, Any]] = from_json(payload)
     except ValueError:

@@ -34,6 +34,7 @@ from libs.events.log_reads import (
 from libs.events.registry import REGISTRY, DomainEvent, EventRegistry
 from libs.events.store_errors import (
     MAX_EVENT_BYTES,
+    BatchTooLarge,
     ConcurrencyError,
     EventTooLarge,
     StoreError,
@@ -47,6 +48,7 @@ __all__ = [
     "NO_STREAM",
     "START",
     "Batch",
+    "BatchTooLarge",
     "CommitCursor",
     "ConcurrencyError",
     "EventStore",

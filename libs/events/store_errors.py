@@ -5,6 +5,8 @@ from __future__ import annotations
 MAX_EVENT_BYTES = 512 * 1024
 """An event's payload and metadata together; the bus refuses messages over its max_payload (1 MB
 by default), and one refused message would stop the relay at it."""
+MAX_BATCH_BYTES = 128 * 1024 * 1024
+"""One append's events go as one JSON array, and Postgres holds a jsonb value of at most 256 MB."""
 
 
 class StoreError(Exception):
@@ -25,6 +27,17 @@ class EventTooLarge(StoreError):
         super().__init__(
             f"a {type_name!r} event of {size} bytes is over the {MAX_EVENT_BYTES} bytes an event "
             "may have (the bus carries every event whole)"
+        )
+        self.size = size
+
+
+class BatchTooLarge(StoreError):
+    """An append whose events' JSON, together, is over what one Postgres jsonb value holds."""
+
+    def __init__(self, count: int, size: int) -> None:
+        super().__init__(
+            f"an append of {count} events and {size} bytes is over the {MAX_BATCH_BYTES} bytes "
+            "one append may carry; append them in smaller batches"
         )
         self.size = size
 
