@@ -1,12 +1,14 @@
-"""The event store's errors: a conflict on append, an event too large, an unknown position."""
+"""The event store's errors: a conflict on append, an event or a batch too large, an event no
+reader could read back, an unknown position."""
 
 from __future__ import annotations
 
 MAX_EVENT_BYTES = 512 * 1024
 """An event's payload and metadata together; the bus refuses messages over its max_payload (1 MB
 by default), and one refused message would stop the relay at it."""
-MAX_BATCH_BYTES = 128 * 1024 * 1024
-"""One append's events go as one JSON array, and Postgres holds a jsonb value of at most 256 MB."""
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+"""One append's events go as one JSON array, which Postgres holds as one jsonb value of at most
+256 MB; jsonb takes up to six times the text (12 bytes for each `0,` of an array of zeros)."""
 
 
 class StoreError(Exception):
