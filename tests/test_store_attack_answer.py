@@ -13,28 +13,15 @@ import pytest
 
 from libs.contracts.rule_definitions import TriggerIn
 from libs.events import batch_encoding
-from libs.events.db import create_pool, migrate, store_migrations
-from libs.events.envelope import Actor, Metadata
-from libs.events.registry import DomainEvent, EventRegistry
+from libs.events.registry import DomainEvent
 from libs.events.store import ANY, NO_STREAM, BatchTooLarge, EventStore, UnreadableEvent
-
-META = Metadata(actor=Actor.system(), service="test")
-ATTACK = EventRegistry()
-
-
-@ATTACK.register("attack.blob")
-class Blob(DomainEvent):
-    """A payload of any JSON, like the `dict[str, Any]` fields of the catalogue's events."""
-
-    value: Any = None
+from tests.store_attack_support import ATTACK, META, Blob, attack_store
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[EventStore]:
-    pool = await create_pool(database_url, max_size=20)
-    await migrate(pool, store_migrations())
-    yield EventStore(pool, registry=ATTACK)
-    await pool.close()
+    async with attack_store(database_url) as made:
+        yield made
 
 
 def nested(depth: int) -> Any:

@@ -11,30 +11,16 @@ from typing import Any
 
 import pytest
 
-from libs.events.db import create_pool, migrate, store_migrations
-from libs.events.envelope import Actor, Metadata
 from libs.events.log_reads import dump_envelope
-from libs.events.registry import DomainEvent, EventRegistry
 from libs.events.store import NO_STREAM, BatchTooLarge, EventStore, EventTooLarge
 from libs.events.store_errors import MAX_BATCH_BYTES, MAX_EVENT_BYTES
-
-META = Metadata(actor=Actor.system(), service="test")
-ATTACK = EventRegistry()
-
-
-@ATTACK.register("attack.json")
-class Blob(DomainEvent):
-    """A payload of any JSON, like the `dict[str, Any]` fields of the catalogue's events."""
-
-    value: Any = None
+from tests.store_attack_support import META, Blob, attack_store
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[EventStore]:
-    pool = await create_pool(database_url, max_size=4)
-    await migrate(pool, store_migrations())
-    yield EventStore(pool, registry=ATTACK)
-    await pool.close()
+    async with attack_store(database_url) as made:
+        yield made
 
 
 def room() -> int:
