@@ -113,3 +113,16 @@ async def test_a_batch_of_five_thousand_events_is_stored_in_order(store: EventSt
     assert written == stored
     assert [e.data["value"]["i"] for e in stored] == list(range(5_000))
     assert [e.version for e in stored] == list(range(1, 5_001))
+
+
+async def test_number_like_text_in_strings_does_not_count_as_stored_digits(
+    store: EventStore,
+) -> None:
+    """Only a number's exponent grows in jsonb. Ids whose hex reads like one (`...7e-1234...`,
+    as uuids and hashes often do) are stored as sent, and so is a string made to look like a
+    number with a huge exponent: it counts for no more than a float's longest exponent."""
+    ids = [f"01a2335f-3470-754e-8073-{n:012d}" for n in range(100)]
+    event = Blob(value={"ids": ids, "note": ":1e-99999999999,", "x": 1e300})
+    written = await store.append("hex-1", [event], expected_version=NO_STREAM, metadata=META)
+    (stored,) = await store.read_stream("hex-1")
+    assert stored.data["value"]["ids"] == ids and written[0].id == stored.id

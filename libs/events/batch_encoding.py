@@ -105,17 +105,21 @@ def encode_batch(
     )
 
 
-_EXPONENT = re.compile(rb"[0-9]e([+-][0-9]+)")
+_EXPONENT = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+)?e([+-][0-9]+)")
+"""A number written with an exponent, where a JSON value starts (pydantic writes no spaces)."""
+LONGEST_EXPONENT = 324
+"""No float's exponent is longer (5e-324); ints and Decimals are never written with one."""
 
 
 def stored_size(encoded: bytes) -> int:
     """At least the bytes of the event's JSON as the log keeps it and the relay publishes it.
     jsonb writes a number without an exponent, so `1e+308` (6 bytes sent) comes back as 309
-    digits: each exponent counts for its digits. (An exponent-like run inside a string counts
-    too; that only errs on the side of the limit.)"""
+    digits: each exponent counts for its digits. Text inside a string that looks like such a
+    number counts too, at most LONGEST_EXPONENT bytes each: that only errs towards the limit."""
     if b"e+" not in encoded and b"e-" not in encoded:
         return len(encoded)  # pydantic writes every exponent as e+ or e-
-    return len(encoded) + sum(abs(int(m[1])) + 2 for m in _EXPONENT.finditer(encoded))
+    grown = sum(min(abs(int(m[1])), LONGEST_EXPONENT) + 2 for m in _EXPONENT.finditer(encoded))
+    return len(encoded) + grown
 
 
 def _checked_one_by_one(event: DomainEvent, encoded: bytes) -> dict[str, Any]:
