@@ -120,6 +120,41 @@ def assert_each_event_once(received: list[Got], expected: list[Envelope]) -> Non
     assert len({g.delivery_id for g in succeeded}) == len(succeeded)
 
 
+def assert_each_event_through_a_crash(
+    before: list[Got], after: list[Got], expected: list[Envelope]
+) -> None:
+    """Across a kill -9 (`before` it, then `after` a new process took over): every expected
+    event succeeded, each always under its one delivery id, nothing else was sent, and each
+    process sent in order per stream. An event may succeed once more only when the killed
+    process had its answer but died before recording it: at-least-once, which the stable
+    delivery id lets a receiver see through."""
+    everything = before + after
+    assert_each_event_once(_first_successes(everything), expected)
+    ids: dict[str, set[str]] = defaultdict(set)
+    for g in everything:
+        ids[str(g.event.id)].add(g.delivery_id)
+    assert all(len(d) == 1 for d in ids.values()), ids
+    for side in (before, after):
+        succeeded = [str(g.event.id) for g in side if 200 <= g.status < 300]
+        assert len(succeeded) == len(set(succeeded)), "an event succeeded twice in one process"
+    done_before = {str(g.event.id) for g in before if 200 <= g.status < 300}
+    assert_in_order_per_stream(before)
+    assert_in_order_per_stream([g for g in after if str(g.event.id) not in done_before])
+
+
+def _first_successes(received: list[Got]) -> list[Got]:
+    """The requests, without the repeats of an event that had already succeeded."""
+    seen: set[str] = set()
+    kept = []
+    for g in received:
+        if 200 <= g.status < 300:
+            if str(g.event.id) in seen:
+                continue
+            seen.add(str(g.event.id))
+        kept.append(g)
+    return kept
+
+
 def assert_in_order_per_stream(received: list[Got]) -> None:
     """Per stream, in the order the receiver got them: versions never go back, a version is
     sent again only while it has not succeeded, and the next only once it has."""
