@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import platform
@@ -18,6 +17,7 @@ from bench import appends, latency
 from bench.events import META, Sample
 from bench.servers import BenchEnv, bench_env
 from bench.stats import Row, markdown, percentile
+from libs.events import event_loop
 from libs.events.envelope import Envelope, new_id
 from libs.events.store import dump_envelope
 from libs.events.testing import scratch_database
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs, one round")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    report = asyncio.run(run(args.quick))
+    report = event_loop.run(run(args.quick))
     print(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)

@@ -28,6 +28,7 @@ from bench.pipeline_raw import three_hop_chain
 from bench.servers import BenchEnv, bench_env
 from bench.stack import in_process
 from bench.stats import Row, markdown, percentile
+from libs.events import event_loop
 from libs.events.settings import parse_rate_limits
 from libs.events.testing import scratch_database
 from services.approvals.app import SERVICE as APPROVALS
@@ -253,7 +254,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2 s per rate instead of 5")
     args = parser.parse_args()
-    report = asyncio.run(main(2.0 if args.quick else 5.0))
+    report = event_loop.run(main(2.0 if args.quick else 5.0))
     print(report)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from bench.servers import bench_env
 from bench.stats import Row, markdown, percentile
 from libs.contracts.tickets import TicketIn
+from libs.events import event_loop
 from libs.events.devstack import serve_http
 from libs.events.embedded import free_port
 from libs.events.settings import parse_rate_limits
@@ -146,7 +147,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 s per side instead of 10")
     args = parser.parse_args()
-    report = asyncio.run(main(3.0 if args.quick else 10.0))
+    report = event_loop.run(main(3.0 if args.quick else 10.0))
     print(report)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)

@@ -30,6 +30,7 @@ from bench.pipeline_raw import three_hop_chain
 from bench.servers import BenchEnv, bench_env
 from bench.stack import as_processes, in_process
 from bench.stats import Row, markdown, percentile
+from libs.events import event_loop
 from libs.events.db import create_pool
 from libs.events.settings import parse_rate_limits
 from libs.events.testing import scratch_database
@@ -295,7 +296,7 @@ if __name__ == "__main__":
         help="run each service as its own `opsledger run` process instead of in the bench's",
     )
     args = parser.parse_args()
-    report = asyncio.run(main(2.0 if args.quick else 5.0, processes=args.processes))
+    report = event_loop.run(main(2.0 if args.quick else 5.0, processes=args.processes))
     print(report)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(report)

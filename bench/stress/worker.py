@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.stress.helpers import sleep_unless_stopped
 from bench.stress.logs import WORKER_LOG_FORMAT
 from bench.stress.service import CHAOS, STRESS
+from libs.events import event_loop
 from libs.events.settings import Settings
 from libs.events.system import System
 
@@ -130,4 +131,4 @@ def worker_main(argv: Sequence[str]) -> int:
         max_attempts=int(ns.max_attempts),
         data_dir=Path(ns.data_dir),
     )
-    return asyncio.run(run_worker(args))
+    return event_loop.run(run_worker(args))

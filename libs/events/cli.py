@@ -15,7 +15,7 @@ from uuid import UUID
 
 import click
 
-from libs.events import gc_policy
+from libs.events import event_loop, gc_policy
 from libs.events.errors import ConfigurationError
 from libs.events.logs import configure_logging
 from libs.events.runtime import Service
@@ -62,7 +62,7 @@ def _run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(wrapper())
+            event_loop.run(wrapper())
     except ConfigurationError as exc:
         raise click.ClickException(f"refusing to start: {exc}") from None
 
@@ -194,7 +194,7 @@ def replay(ctx: click.Context, service: str) -> None:
         bar.close()
         click.echo(f"replayed {applied} events into {service}'s projections")
 
-    asyncio.run(with_deps(settings, [chosen], main))
+    event_loop.run(with_deps(settings, [chosen], main))
 
 
 @cli.group()
@@ -234,7 +234,7 @@ def parked_list(ctx: click.Context, consumer: str | None) -> None:
                     f"{t.target_stream}  could not fire: {t.error}"
                 )
 
-    asyncio.run(with_deps(_settings(ctx), all_services(), main))
+    event_loop.run(with_deps(_settings(ctx), all_services(), main))
 
 
 @parked.command("retry")
@@ -263,7 +263,7 @@ def parked_retry(ctx: click.Context, event_id: UUID) -> None:
             ) from None
         click.echo(f"retried {done} parked handler(s) for {event_id}")
 
-    asyncio.run(with_deps(_settings(ctx), services, main))
+    event_loop.run(with_deps(_settings(ctx), services, main))
 
 
 @cli.command()
@@ -278,7 +278,7 @@ def migrate(ctx: click.Context) -> None:
     async def main(_: Any) -> None:
         click.echo("migrations applied")
 
-    asyncio.run(with_deps(_settings(ctx), all_services(), main))
+    event_loop.run(with_deps(_settings(ctx), all_services(), main))
 
 
 @cli.group()
@@ -303,7 +303,7 @@ def rules_export(ctx: click.Context) -> None:
     async def main(deps: Any) -> None:
         click.echo(await code.export(deps), nl=False)
 
-    asyncio.run(with_deps(_settings(ctx), [load_service("rules")], main))
+    event_loop.run(with_deps(_settings(ctx), [load_service("rules")], main))
 
 
 @rules.command("apply")
@@ -335,7 +335,7 @@ def rules_apply(ctx: click.Context, path: str, dry_run: bool) -> None:
         click.echo(plan.report())
 
     try:
-        asyncio.run(with_deps(_settings(ctx), [load_service("rules")], main))
+        event_loop.run(with_deps(_settings(ctx), [load_service("rules")], main))
     except code.InvalidFile as exc:
         raise click.ClickException(str(exc)) from None
 
