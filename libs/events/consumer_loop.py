@@ -18,12 +18,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -34,6 +33,7 @@ from libs.events.consumers import Dispatcher, HandlerFailed, ReplayInProgress, d
 from libs.events.db import is_connection_error, is_database_connection_error
 from libs.events.envelope import Envelope
 from libs.events.parking import park, record_attempt, record_finish, record_start
+from libs.events.prefetch import NextBatch
 from libs.events.replay import resume_interrupted_replay
 from libs.events.store import START, load_envelope
 from libs.events.supervisor import TaskStatus
@@ -69,19 +69,22 @@ class ConsumerLoop:
 
     async def run(self, status: TaskStatus) -> None:
         sub = await self._subscribe()
+        upcoming = NextBatch(sub, batch=FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
         next_replay_check = 0.0
         try:
             status.up()
             while not status.stopping.is_set():
                 if time.monotonic() >= next_replay_check:
-                    await self._resume_interrupted_replay()
+                    async with self._keep_alive(upcoming.waiting):
+                        await self._resume_interrupted_replay()
                     next_replay_check = time.monotonic() + REPLAY_CHECK_S
-                try:
-                    messages = await sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
-                except (TimeoutError, NatsTimeoutError):
+                messages = await upcoming.take()
+                if not messages:
                     continue
-                await self.handle_batch(messages)
+                upcoming.start()  # the next batch comes in while this one is handled
+                await self.handle_batch(messages, also_beat=upcoming.waiting)
         finally:
+            await upcoming.close()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
@@ -157,7 +160,9 @@ class ConsumerLoop:
                 if attempts < max_attempts:
                     await asyncio.sleep(backoff_delay(attempts))
 
-    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+    async def handle_batch(
+        self, messages: Sequence[Msg], *, also_beat: Callable[[], Sequence[Msg]] = list
+    ) -> None:
         """Process a fetched batch in order in as few transactions as its handlers' time allows
         (one commit, one WAL flush, instead of one per event; a new transaction after every
         BATCH_BUDGET_S, so slow handlers never make a long one), acking each part as it commits.
@@ -165,7 +170,7 @@ class ConsumerLoop:
         redelivered message is processed one at a time from the start, counting runs begun
         and finished, so an event whose handler kills its process is parked in the end."""
         pairs = [(msg, env) for msg in messages if (env := await self._decode(msg)) is not None]
-        async with self._keep_alive(messages):
+        async with self._keep_alive(lambda: [*messages, *also_beat()]):
             if any(_redelivered(msg) for msg, _ in pairs):
                 for msg, envelope in pairs:
                     await self._handle(msg, envelope, watch=_redelivered(msg))
@@ -343,14 +348,14 @@ class ConsumerLoop:
             log.warning("%s: nak failed (%r)", self.name, exc)
 
     @contextlib.asynccontextmanager
-    async def _keep_alive(self, messages: Sequence[Msg]) -> AsyncIterator[None]:
-        """Tell the bus a long batch is still being worked on, so it is not redelivered to
-        another replica after ack_wait while this one is still on it."""
+    async def _keep_alive(self, messages: Callable[[], Sequence[Msg]]) -> AsyncIterator[None]:
+        """Tell the bus a long batch (and the next one, fetched meanwhile) is still being worked
+        on, so it is not redelivered to another replica after ack_wait while this one is on it."""
 
         async def beat() -> None:
             while True:
                 await asyncio.sleep(ACK_WAIT_S / 3)
-                for msg in messages:
+                for msg in messages():
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
 
