@@ -37,16 +37,16 @@ async def test_the_relay_looks_again_less_often_the_longer_the_horizon_is_held()
     held = HeldBack()
     stop = asyncio.Event()
     stop.set()  # no real waiting in this test
-    await held.wait(conn=None, stop=stop)  # type: ignore[arg-type]  # not held for 1 s yet
+    await held.wait(conn=None, stop=stop, wake=asyncio.Event())  # type: ignore[arg-type]  # not held for 1 s yet
     assert held.delay == 0.002
     held.since = time.monotonic() - 0.5  # held for half a second now
     delays = []
     for _ in range(10):
-        await held.wait(conn=None, stop=stop)  # type: ignore[arg-type]
+        await held.wait(conn=None, stop=stop, wake=asyncio.Event())  # type: ignore[arg-type]
         delays.append(held.delay)
     assert delays[0] > 0.002
     assert all(b >= a for a, b in itertools.pairwise(delays))
     assert delays[-1] == HELD_BACK_MAX_S
     held.clear()
-    await held.wait(conn=None, stop=stop)  # type: ignore[arg-type]
+    await held.wait(conn=None, stop=stop, wake=asyncio.Event())  # type: ignore[arg-type]
     assert held.delay == 0.002

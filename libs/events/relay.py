@@ -62,7 +62,7 @@ class HeldBack:
         self.since: float | None = None
         self.reported = False
 
-    async def wait(self, conn: Conn, stop: asyncio.Event) -> None:
+    async def wait(self, conn: Conn, stop: asyncio.Event, wake: asyncio.Event) -> None:
         now = time.monotonic()
         if self.since is None:
             self.since = now
@@ -76,6 +76,10 @@ class HeldBack:
             if holder is not None and not self.reported:
                 log.warning("relay held back by the read horizon: %s", holder.describe())
                 self.reported = True
+        if now - self.since < HELD_BACK_GRACE_S:
+            # the holder is most likely a commit in flight, whose wake-up ends the wait
+            await sleep_until_woken(stop, wake, self.delay)
+            return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=self.delay)
 
@@ -152,7 +156,7 @@ class Relay:
             if batch.held_back:
                 # committed rows sit behind an older transaction still running: look again,
                 # less often the longer it lasts
-                await held.wait(conn, stop)
+                await held.wait(conn, stop, self._wake)
                 continue
             held.clear()
             await sleep_until_woken(stop, self._wake, SAFETY_WAKE_S)
