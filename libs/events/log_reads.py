@@ -29,9 +29,6 @@ class CommitCursor:
 
 START = CommitCursor()
 
-
-START = CommitCursor()
-
 _READ_AFTER = f"""
 SELECT {COLUMNS}, tx_id::text AS tx_text, held
 FROM (
