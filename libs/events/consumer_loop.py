@@ -73,16 +73,17 @@ class ConsumerLoop:
         next_replay_check = 0.0
         try:
             status.up()
-            while not status.stopping.is_set():
-                if time.monotonic() >= next_replay_check:
-                    async with self._keep_alive(upcoming.waiting):
+            # a prefetched batch's ack_wait runs from its delivery, whatever the loop is doing
+            async with self._keep_alive(upcoming.waiting):
+                while not status.stopping.is_set():
+                    if time.monotonic() >= next_replay_check:
                         await self._resume_interrupted_replay()
-                    next_replay_check = time.monotonic() + REPLAY_CHECK_S
-                messages = await upcoming.take()
-                if not messages:
-                    continue
-                upcoming.start()  # the next batch comes in while this one is handled
-                await self.handle_batch(messages, also_beat=upcoming.waiting)
+                        next_replay_check = time.monotonic() + REPLAY_CHECK_S
+                    messages = await upcoming.take()
+                    if not messages:
+                        continue
+                    upcoming.start()  # the next batch comes in while this one is handled
+                    await self.handle_batch(messages)
         finally:
             await upcoming.close()
             with contextlib.suppress(Exception):
@@ -160,9 +161,7 @@ class ConsumerLoop:
                 if attempts < max_attempts:
                     await asyncio.sleep(backoff_delay(attempts))
 
-    async def handle_batch(
-        self, messages: Sequence[Msg], *, also_beat: Callable[[], Sequence[Msg]] = list
-    ) -> None:
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
         """Process a fetched batch in order in as few transactions as its handlers' time allows
         (one commit, one WAL flush, instead of one per event; a new transaction after every
         BATCH_BUDGET_S, so slow handlers never make a long one), acking each part as it commits.
@@ -170,7 +169,7 @@ class ConsumerLoop:
         redelivered message is processed one at a time from the start, counting runs begun
         and finished, so an event whose handler kills its process is parked in the end."""
         pairs = [(msg, env) for msg in messages if (env := await self._decode(msg)) is not None]
-        async with self._keep_alive(lambda: [*messages, *also_beat()]):
+        async with self._keep_alive(lambda: messages):
             if any(_redelivered(msg) for msg, _ in pairs):
                 for msg, envelope in pairs:
                     await self._handle(msg, envelope, watch=_redelivered(msg))
@@ -349,8 +348,9 @@ class ConsumerLoop:
 
     @contextlib.asynccontextmanager
     async def _keep_alive(self, messages: Callable[[], Sequence[Msg]]) -> AsyncIterator[None]:
-        """Tell the bus a long batch (and the next one, fetched meanwhile) is still being worked
-        on, so it is not redelivered to another replica after ack_wait while this one is on it."""
+        """Tell the bus the `messages()` of a long batch (or the next batch, fetched and not yet
+        taken) are still held, so they are not redelivered to another replica after ack_wait
+        while this one has them."""
 
         async def beat() -> None:
             while True:
