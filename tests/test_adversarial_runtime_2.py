@@ -39,7 +39,8 @@ async def manual_loop(deps: Deps) -> tuple[ConsumerLoop, JetStreamContext.PullSu
     """The 'adv' consumer's loop, driven by hand one fetch at a time (the deployment runs no
     consumer of its own)."""
     loop = ConsumerLoop(deps=deps, dispatcher=ADV.dispatchers(deps)["adv"])
-    sub = await loop._subscribe()
+    await loop._subscribe()
+    sub = await deps.js.pull_subscribe_bind(loop.name, stream=deps.settings.stream_name)
     return loop, sub
 
 

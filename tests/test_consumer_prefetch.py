@@ -5,16 +5,21 @@ when the loop stops, not after ack_wait."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 from libs.events import consumer_loop
 from libs.events.envelope import Actor, Metadata
-from libs.events.prefetch import NextBatch
+from libs.events.prefetch import AHEAD_S, ConsumerGone, NextBatch
 from libs.events.settings import Settings
 from libs.events.store import NO_STREAM, dump_envelope
 from libs.events.testing import eventually, isolated_system
@@ -24,34 +29,116 @@ from tests.faulty_service import FAULTY, attempts, handled
 META = Metadata(actor=Actor.system(), service="test")
 
 
-async def test_batches_taken_one_after_another_keep_the_stream_order(
-    settings: Settings, nats_url: str
-) -> None:
+@contextlib.asynccontextmanager
+async def durable(
+    settings: Settings, nats_url: str, *, ack_wait: float = 30.0
+) -> AsyncIterator[tuple[NatsClient, JetStreamContext, str, str]]:
+    """A throwaway stream with one durable pull consumer "pf": (nc, js, stream, subject)."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     stream, subject = f"{settings.stream_name}_PF", f"{settings.namespace}.pf"
     try:
         await js.add_stream(StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE))
-        await js.add_consumer(
-            stream, ConsumerConfig(durable_name="pf", ack_policy=AckPolicy.EXPLICIT)
-        )
-        sub = await js.pull_subscribe_bind("pf", stream=stream)
-        upcoming = NextBatch(sub, batch=4, timeout=1.0)
-        got: list[int] = []
+        config = ConsumerConfig(durable_name="pf", ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait)
+        await js.add_consumer(stream, config)
+        yield nc, js, stream, subject
+    finally:
+        with contextlib.suppress(Exception):
+            await js.delete_stream(stream)
+        await nc.close()
+
+
+async def test_batches_taken_one_after_another_keep_the_stream_order(
+    settings: Settings, nats_url: str
+) -> None:
+    async with durable(settings, nats_url) as (nc, js, stream, subject):
+        upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=4, timeout=1.0)
         for n in range(10):
             await js.publish(subject, str(n).encode())
+        got: list[int] = []
+        sizes: list[int] = []
         while len(got) < 10:
             batch = await upcoming.take()
-            upcoming.start()  # in flight while this batch is "handled"
+            sizes.append(len(batch))
             for msg in batch:
                 got.append(int(msg.data))
                 await msg.ack()
         assert got == list(range(10))
-        assert await upcoming.take() == []  # nothing more came in time: an empty batch, no error
+        assert max(sizes) <= 4  # never more than a batch at once
+        assert await upcoming.take() == []  # nothing more came in time: an empty batch
         await upcoming.close()
-    finally:
-        await js.delete_stream(stream)
-        await nc.close()
+
+
+async def test_everything_that_arrives_while_a_batch_is_handled_comes_in_the_next_one(
+    settings: Settings, nats_url: str
+) -> None:
+    """The request stays open while the loop handles: five messages published during the
+    handling are all in the next take, not one of them and the rest a take later."""
+    async with durable(settings, nats_url) as (nc, js, stream, subject):
+        upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=64, timeout=1.0)
+        await js.publish(subject, b"first")
+        [first] = await upcoming.take()
+        for n in range(5):  # "handling" the first, while these come in one by one
+            await js.publish(subject, str(n).encode())
+            await asyncio.sleep(0.02)
+        await first.ack()
+        await eventually(lambda: _now(upcoming.waiting()), until=lambda w: len(w) == 5)
+        started = time.monotonic()
+        batch = await upcoming.take()
+        assert [m.data for m in batch] == [b"0", b"1", b"2", b"3", b"4"]
+        assert time.monotonic() - started < 0.05  # already here: no round trip to the bus
+        for msg in batch:
+            await msg.ack()
+        await upcoming.close()
+
+
+async def test_a_replica_stuck_on_a_slow_batch_leaves_later_messages_to_its_peers(
+    settings: Settings, nats_url: str
+) -> None:
+    """The request left open while a batch is handled lasts AHEAD_S: a message published after
+    that goes to the other replica, which is idle, not into the stuck one's buffer."""
+    async with durable(settings, nats_url) as (nc, js, stream, subject):
+        stuck = NextBatch(nc, stream=stream, consumer="pf", batch=64, timeout=1.0)
+        await js.publish(subject, b"slow")
+        [slow] = await stuck.take()  # and now it handles "slow" for a long time
+        await asyncio.sleep(AHEAD_S + 0.2)
+        await js.publish(subject, b"next")
+        peer = NextBatch(nc, stream=stream, consumer="pf", batch=64, timeout=2.0)
+        got = await peer.take()
+        assert [m.data for m in got] == [b"next"]
+        assert stuck.waiting() == []
+        for msg in [slow, *got]:
+            await msg.ack()
+        await stuck.close()
+        await peer.close()
+
+
+async def test_a_request_ends_and_the_next_take_asks_again(
+    settings: Settings, nats_url: str
+) -> None:
+    """Idle past its request's expiry (408 from the server), a take still gets what comes."""
+    async with durable(settings, nats_url) as (nc, js, stream, subject):
+        upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=8, timeout=0.3)
+        assert await upcoming.take() == []
+        await asyncio.sleep(0.8)  # the request has expired on the server
+        assert await upcoming.take() == []
+        await js.publish(subject, b"late")
+        batch = await eventually(upcoming.take, timeout=5)
+        assert [m.data for m in batch] == [b"late"]
+        await upcoming.close()
+
+
+async def test_a_deleted_consumer_is_raised_so_the_loop_sets_it_up_again(
+    settings: Settings, nats_url: str
+) -> None:
+    async with durable(settings, nats_url) as (nc, js, stream, _):
+        upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=8, timeout=5.0)
+        taking = asyncio.create_task(upcoming.take())
+        await asyncio.sleep(0.3)  # its request waits on the server
+        await js.delete_consumer(stream, "pf")
+        with pytest.raises(ConsumerGone):
+            await asyncio.wait_for(taking, timeout=3.0)
+        await upcoming.close()
 
 
 async def test_what_was_prefetched_and_not_handled_is_given_back_at_once(
@@ -59,19 +146,13 @@ async def test_what_was_prefetched_and_not_handled_is_given_back_at_once(
 ) -> None:
     """A second subscriber of the same durable consumer (another replica) gets a stopped loop's
     prefetched messages at once, long before their ack_wait of 60 s."""
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    stream, subject = f"{settings.stream_name}_PF", f"{settings.namespace}.pf"
-    try:
-        await js.add_stream(StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE))
-        config = ConsumerConfig(durable_name="pf", ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0)
-        await js.add_consumer(stream, config)
-        stopping = NextBatch(
-            await js.pull_subscribe_bind("pf", stream=stream), batch=4, timeout=5.0
-        )
-        stopping.start()
-        await js.publish(subject, b"1")
-        await eventually(lambda: _now(stopping.waiting()), timeout=5)
+    async with durable(settings, nats_url, ack_wait=60.0) as (nc, js, stream, subject):
+        stopping = NextBatch(nc, stream=stream, consumer="pf", batch=4, timeout=5.0)
+        await js.publish(subject, b"0")
+        [handled_one] = await stopping.take()
+        await handled_one.ack()
+        await js.publish(subject, b"1")  # arrives while "0" would be handled
+        await eventually(lambda: _now(stopping.waiting()))
         await stopping.close()
         other = await js.pull_subscribe_bind("pf", stream=stream)
         started = time.monotonic()
@@ -79,9 +160,6 @@ async def test_what_was_prefetched_and_not_handled_is_given_back_at_once(
         assert [m.data for m in again] == [b"1"]
         assert again[0].metadata.num_delivered == 2
         assert time.monotonic() - started < 5.0
-    finally:
-        await js.delete_stream(stream)
-        await nc.close()
 
 
 async def _now(messages: list[Msg]) -> list[Msg]:

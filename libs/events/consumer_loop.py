@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client import Counter
@@ -68,8 +67,14 @@ class ConsumerLoop:
         return self.dispatcher.consumer.name
 
     async def run(self, status: TaskStatus) -> None:
-        sub = await self._subscribe()
-        upcoming = NextBatch(sub, batch=FETCH_BATCH, timeout=FETCH_TIMEOUT_S)
+        await self._subscribe()
+        upcoming = NextBatch(
+            self.deps.nc,
+            stream=self.deps.settings.stream_name,
+            consumer=self.name,
+            batch=FETCH_BATCH,
+            timeout=FETCH_TIMEOUT_S,
+        )
         next_replay_check = 0.0
         try:
             status.up()
@@ -79,21 +84,19 @@ class ConsumerLoop:
                     if time.monotonic() >= next_replay_check:
                         await self._resume_interrupted_replay()
                         next_replay_check = time.monotonic() + REPLAY_CHECK_S
-                    messages = await upcoming.take()
-                    if not messages:
-                        continue
-                    upcoming.start()  # the next batch comes in while this one is handled
-                    await self.handle_batch(messages)
+                    messages = await upcoming.take()  # the next ones come in while handled
+                    if messages:
+                        await self.handle_batch(messages)
         finally:
             await upcoming.close()
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
 
     async def _resume_interrupted_replay(self) -> None:
         if self.dispatcher.consumer.replayable:
             await resume_interrupted_replay(self.dispatcher, self.deps)
 
-    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+    async def _subscribe(self) -> None:
+        """Create or update the durable consumer, and catch up from the store if the bus lost
+        messages it never acked."""
         settings, js = self.deps.settings, self.deps.js
         config = ConsumerConfig(
             durable_name=self.name,
@@ -110,10 +113,8 @@ class ConsumerLoop:
         except NotFoundError:
             new = True
         await js.add_consumer(settings.stream_name, config)
-        sub = await js.pull_subscribe_bind(self.name, stream=settings.stream_name)
         if await self._bus_lost_events(new=new):
             await self.catch_up_from_store()
-        return sub
 
     async def _bus_lost_events(self, *, new: bool) -> bool:
         """True when messages this consumer never acked are gone from the bus (expired by its
