@@ -1,7 +1,8 @@
 """One consumer's loop on JetStream: fetch a batch, apply it, ack it; retry, park, catch up.
 
 Each consumer is a durable JetStream pull consumer, so every replica of a service pulls from the
-same one and each event is processed once between them. A fetched batch commits as one
+same one and each event is processed once between them; the next batch streams in while one
+is handled (libs/events/prefetch.py keeps the loop's own pull request open). A batch commits as one
 transaction; if anything in it fails, it is processed one message at a time, so a failure is
 pinned on the event that failed (a gap event included) and counted in the store. Below the last
 attempt the message is nak'ed with exponential backoff and jitter; at the last one the failing
@@ -32,7 +33,7 @@ from libs.events.consumers import Dispatcher, HandlerFailed, ReplayInProgress, d
 from libs.events.db import is_connection_error, is_database_connection_error
 from libs.events.envelope import Envelope
 from libs.events.parking import park, record_attempt, record_finish, record_start
-from libs.events.prefetch import NextBatch
+from libs.events.prefetch import ConsumerGone, NextBatch
 from libs.events.replay import resume_interrupted_replay
 from libs.events.store import START, load_envelope
 from libs.events.supervisor import TaskStatus
@@ -52,7 +53,8 @@ REPLAY_WAIT_S = 1.0
 """How long a message waits (nak delay) while a replay of its consumer runs."""
 CATCH_UP_BATCH = 500
 REPLAY_CHECK_S = 5.0
-"""How often a live loop looks for an interrupted replay of its consumer to run again."""
+"""How often a live loop looks for an interrupted replay of its consumer to run again, and
+checks that its consumer is still on the bus."""
 BATCH_BUDGET_S = 0.1
 """A batch commits and goes on in a new transaction once its handlers have taken this long."""
 
@@ -83,12 +85,23 @@ class ConsumerLoop:
                 while not status.stopping.is_set():
                     if time.monotonic() >= next_replay_check:
                         await self._resume_interrupted_replay()
+                        await self._raise_if_consumer_gone()
                         next_replay_check = time.monotonic() + REPLAY_CHECK_S
                     messages = await upcoming.take()  # the next ones come in while handled
                     if messages:
                         await self.handle_batch(messages)
         finally:
             await upcoming.close()
+
+    async def _raise_if_consumer_gone(self) -> None:
+        """A consumer deleted while no request of ours was open is told to nobody (nats-server
+        2.9 then answers requests with silence): look, so the loop sets it up again."""
+        try:
+            await self.deps.js.consumer_info(self.deps.settings.stream_name, self.name)
+        except NotFoundError as exc:
+            raise ConsumerGone(f"consumer {self.name} is not on the bus: {exc}") from exc
+        except Exception as exc:  # the bus is away for a moment: the pull itself copes with it
+            log.debug("%s: could not look at its consumer: %r", self.name, exc)
 
     async def _resume_interrupted_replay(self) -> None:
         if self.dispatcher.consumer.replayable:

@@ -43,7 +43,8 @@ LAPSED_AFTER_S = 0.005
 """A request is taken as over this long after its expiry, whether or not the server said so:
 nats-server 2.9 at times ends a partly answered request at its expiry without its 408, and a
 request made before a reconnect may be forgotten. A request still open then only means two are
-open for a moment, both answered to this inbox."""
+open for a moment, both answered to this inbox (its end, answered to its own reply subject, no
+longer counts)."""
 AHEAD_S = 0.1
 """How long the request left open while a batch is handled stays open: what arrives meanwhile
 comes with the next take, but a replica stuck on a slow batch holds back only what arrived in
@@ -54,7 +55,9 @@ waiting requests), the next one waits this long, so a refusal is not answered wi
 
 
 class ConsumerGone(Exception):
-    """The server says the durable consumer was deleted; the loop must set it up again."""
+    """The durable consumer is gone or no longer takes this loop's requests (deleted, its
+    stream deleted, no JetStream answering, a request limit set on it by hand): the loop ends,
+    and the supervisor runs it again, which sets the consumer up as the code declares it."""
 
 
 class NextBatch:
@@ -68,6 +71,10 @@ class NextBatch:
         self._batch = batch
         self._timeout = timeout
         self._inbox = nc.new_inbox()
+        self._asked = 0
+        self._current = (
+            ""  # the reply subject of the latest request: its end is the one that counts
+        )
         self._sub: Subscription | None = None
         self._held: list[Msg] = []
         self._owed = 0
@@ -77,7 +84,7 @@ class NextBatch:
         self._pause_until = 0.0
 
     async def open(self) -> None:
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+        self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_message)
 
     async def _on_message(self, msg: Msg) -> None:
         status = JetStreamContext.is_status_msg(msg)
@@ -86,14 +93,16 @@ class NextBatch:
             self._owed = max(0, self._owed - 1)
         elif status == "100":  # an idle heartbeat or flow control: not asked for, not an end
             return
-        else:  # 404/408: nothing more on this request; 409: it ended for a reason given
-            self._owed = 0
+        else:  # 404/408: nothing more on that request; 409/503: it ended for a reason given
             description = (msg.headers or {}).get("Description", "")
-            if status == "409" and "deleted" in description.lower():
-                self._gone = description
+            if _consumer_gone(status, description):
+                self._gone = f"{status} {description}".strip()
+            elif msg.subject != self._current:
+                return  # the end of an earlier request, after a later one was made
             elif status not in ("404", "408"):
                 log.debug("pull request on %s ended: %s %s", self._subject, status, description)
                 self._pause_until = time.monotonic() + REFUSED_PAUSE_S
+            self._owed = 0
         self._arrived.set()
 
     async def _ask(self, expires_s: float, most: int) -> None:
@@ -108,7 +117,9 @@ class NextBatch:
         if pause > 0:
             await asyncio.sleep(pause)
         request = {"batch": room, "expires": int(expires_s * 1_000_000_000)}
-        await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._inbox)
+        self._asked += 1
+        self._current = f"{self._inbox}.{self._asked}"
+        await self._nc.publish(self._subject, json.dumps(request).encode(), reply=self._current)
         self._owed = room
         self._open_until = time.monotonic() + expires_s + LAPSED_AFTER_S
 
@@ -156,3 +167,13 @@ class NextBatch:
                 await msg.nak()
             except Exception as exc:  # the bus redelivers it after ack_wait anyway
                 log.debug("could not give back a prefetched message: %r", exc)
+
+
+def _consumer_gone(status: str, description: str) -> bool:
+    """409 "Consumer Deleted" (to a request open at the time), 503 (no responders: nats-server
+    2.10 and later answer so for a consumer or stream that is not there; 2.9 answers nothing,
+    which the loop's own check covers), and a 409 for a request limit the code never sets."""
+    said = description.lower()
+    return status == "503" or (
+        status == "409" and ("deleted" in said or "exceeded maxrequest" in said)
+    )
