@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
@@ -14,31 +12,11 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 from libs.events import prefetch
 from libs.events.prefetch import ConsumerGone, NextBatch
 from libs.events.settings import Settings
-
-
-@contextlib.asynccontextmanager
-async def durable(
-    settings: Settings, nats_url: str, *, ack_wait: float = 30.0, **extra: Any
-) -> AsyncIterator[tuple[NatsClient, JetStreamContext, str, str]]:
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    stream, subject = f"{settings.stream_name}_AP", f"{settings.namespace}.ap"
-    try:
-        await js.add_stream(StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE))
-        config = ConsumerConfig(
-            durable_name="ap", ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait, **extra
-        )
-        await js.add_consumer(stream, config)
-        yield nc, js, stream, subject
-    finally:
-        with contextlib.suppress(Exception):
-            await js.delete_stream(stream)
-        await nc.close()
+from tests.jetstream_support import durable
 
 
 class Spy:
@@ -80,7 +58,7 @@ async def test_consumer_deleted_while_no_request_is_open_is_raised(
     consumer is deleted meanwhile (an operator, a stream re-creation). The next takes must
     raise ConsumerGone so the supervisor sets it up again; otherwise the loop asks a consumer
     that no longer exists forever and nothing is ever consumed again."""
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="ap") as (nc, js, stream, subject):
         if nc.connected_server_version.minor < 10 and nc.connected_server_version.major == 2:
             pytest.skip(
                 "nats-server 2.9 answers a request to a deleted consumer with nothing: the "
@@ -214,7 +192,7 @@ async def test_idle_consumer_sends_about_one_pull_request_a_second(
 ) -> None:
     """Idle for 6 s: the old fetch loop sent ~1 request/s. Count this one's, and how many are
     open on the server at once (consumer_info.num_waiting)."""
-    async with durable(settings, nats_url) as (_nc, js, stream, _subject):
+    async with durable(settings, nats_url, name="ap") as (_nc, js, stream, _subject):
         url = nats_url
         proxy = None
         if latency_s:
@@ -251,7 +229,7 @@ from tests.tcp_proxy import CuttableProxy  # noqa: E402
 async def test_after_a_cut_the_next_message_comes_promptly(
     settings: Settings, nats_url: str, when: str
 ) -> None:
-    async with durable(settings, nats_url, ack_wait=30.0) as (_nc, js, stream, subject):
+    async with durable(settings, nats_url, name="ap", ack_wait=30.0) as (_nc, js, stream, subject):
         proxy = CuttableProxy(*_host_port(nats_url))
         nc = await nats.connect(
             f"nats://127.0.0.1:{await proxy.start()}",
@@ -296,7 +274,7 @@ async def test_after_a_cut_the_next_message_comes_promptly(
 async def test_two_pullers_on_a_consumer_with_max_waiting_one(
     settings: Settings, nats_url: str
 ) -> None:
-    async with durable(settings, nats_url, max_waiting=1) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="ap", max_waiting=1) as (nc, js, stream, subject):
         a = NextBatch(nc, stream=stream, consumer="ap", batch=64, timeout=1.0)
         b = NextBatch(nc, stream=stream, consumer="ap", batch=64, timeout=1.0)
         spies = Spy(a), Spy(b)
@@ -335,7 +313,12 @@ async def test_at_max_ack_pending_the_puller_does_not_spin(
 ) -> None:
     """Two messages delivered and not acked on a consumer with max_ack_pending=2 (a slow batch,
     or a replica holding them): while more wait in the stream, how often does it ask?"""
-    async with durable(settings, nats_url, max_ack_pending=2) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="ap", max_ack_pending=2) as (
+        nc,
+        js,
+        stream,
+        subject,
+    ):
         nb = NextBatch(nc, stream=stream, consumer="ap", batch=64, timeout=1.0)
         spy = Spy(nb)
         for n in range(5):
@@ -363,7 +346,7 @@ async def test_a_stuck_replica_holds_back_only_the_first_ahead_window(
     settings: Settings, nats_url: str
 ) -> None:
     """Records how much a replica stuck 3 s on one batch keeps from its idle peer at 100 msg/s."""
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="ap") as (nc, js, stream, subject):
         stuck = NextBatch(nc, stream=stream, consumer="ap", batch=64, timeout=1.0)
         peer = NextBatch(nc, stream=stream, consumer="ap", batch=64, timeout=1.0)
         stop = time.monotonic() + 5.0
@@ -417,7 +400,7 @@ async def test_a_request_limit_set_by_hand_is_raised(
     """An operator set MaxRequestBatch / MaxRequestExpires on the durable consumer. Every
     request above it is refused with a 409; the puller must say so (ConsumerGone), not retry
     ten times a second for ever, so the loop sets the consumer up again."""
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="ap") as (nc, js, stream, subject):
         await _limit_by_hand(nc, stream, "ap", limit)
         nb = NextBatch(nc, stream=stream, consumer="ap", batch=64, timeout=1.0)
         await js.publish(subject, b"0")

@@ -6,16 +6,11 @@ when the loop stops, not after ack_wait."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 from libs.events import consumer_loop
 from libs.events.envelope import Actor, Metadata
@@ -25,33 +20,15 @@ from libs.events.store import NO_STREAM, dump_envelope
 from libs.events.testing import eventually, isolated_system
 from tests.events_for_tests import Flaky
 from tests.faulty_service import FAULTY, attempts, handled
+from tests.jetstream_support import durable
 
 META = Metadata(actor=Actor.system(), service="test")
-
-
-@contextlib.asynccontextmanager
-async def durable(
-    settings: Settings, nats_url: str, *, ack_wait: float = 30.0
-) -> AsyncIterator[tuple[NatsClient, JetStreamContext, str, str]]:
-    """A throwaway stream with one durable pull consumer "pf": (nc, js, stream, subject)."""
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    stream, subject = f"{settings.stream_name}_PF", f"{settings.namespace}.pf"
-    try:
-        await js.add_stream(StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE))
-        config = ConsumerConfig(durable_name="pf", ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait)
-        await js.add_consumer(stream, config)
-        yield nc, js, stream, subject
-    finally:
-        with contextlib.suppress(Exception):
-            await js.delete_stream(stream)
-        await nc.close()
 
 
 async def test_batches_taken_one_after_another_keep_the_stream_order(
     settings: Settings, nats_url: str
 ) -> None:
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="pf") as (nc, js, stream, subject):
         upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=4, timeout=1.0)
         for n in range(10):
             await js.publish(subject, str(n).encode())
@@ -74,7 +51,7 @@ async def test_everything_that_arrives_while_a_batch_is_handled_comes_in_the_nex
 ) -> None:
     """The request stays open while the loop handles: five messages published during the
     handling are all in the next take, not one of them and the rest a take later."""
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="pf") as (nc, js, stream, subject):
         upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=64, timeout=1.0)
         await js.publish(subject, b"first")
         [first] = await upcoming.take()
@@ -97,7 +74,7 @@ async def test_a_replica_stuck_on_a_slow_batch_leaves_later_messages_to_its_peer
 ) -> None:
     """The request left open while a batch is handled lasts AHEAD_S: a message published after
     that goes to the other replica, which is idle, not into the stuck one's buffer."""
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="pf") as (nc, js, stream, subject):
         stuck = NextBatch(nc, stream=stream, consumer="pf", batch=64, timeout=1.0)
         await js.publish(subject, b"slow")
         [slow] = await stuck.take()  # and now it handles "slow" for a long time
@@ -117,7 +94,7 @@ async def test_a_request_ends_and_the_next_take_asks_again(
     settings: Settings, nats_url: str
 ) -> None:
     """Idle past its request's expiry (408 from the server), a take still gets what comes."""
-    async with durable(settings, nats_url) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="pf") as (nc, js, stream, subject):
         upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=8, timeout=0.3)
         assert await upcoming.take() == []
         await asyncio.sleep(0.8)  # the request has expired on the server
@@ -131,7 +108,7 @@ async def test_a_request_ends_and_the_next_take_asks_again(
 async def test_a_deleted_consumer_is_raised_so_the_loop_sets_it_up_again(
     settings: Settings, nats_url: str
 ) -> None:
-    async with durable(settings, nats_url) as (nc, js, stream, _):
+    async with durable(settings, nats_url, name="pf") as (nc, js, stream, _):
         upcoming = NextBatch(nc, stream=stream, consumer="pf", batch=8, timeout=5.0)
         taking = asyncio.create_task(upcoming.take())
         await asyncio.sleep(0.3)  # its request waits on the server
@@ -146,7 +123,7 @@ async def test_what_was_prefetched_and_not_handled_is_given_back_at_once(
 ) -> None:
     """A second subscriber of the same durable consumer (another replica) gets a stopped loop's
     prefetched messages at once, long before their ack_wait of 60 s."""
-    async with durable(settings, nats_url, ack_wait=60.0) as (nc, js, stream, subject):
+    async with durable(settings, nats_url, name="pf", ack_wait=60.0) as (nc, js, stream, subject):
         stopping = NextBatch(nc, stream=stream, consumer="pf", batch=4, timeout=5.0)
         await js.publish(subject, b"0")
         [handled_one] = await stopping.take()
