@@ -72,9 +72,8 @@ class NextBatch:
         self._timeout = timeout
         self._inbox = nc.new_inbox()
         self._asked = 0
-        self._current = (
-            ""  # the reply subject of the latest request: its end is the one that counts
-        )
+        # the reply subject of the latest request: its end is the one that counts
+        self._current = ""
         self._sub: Subscription | None = None
         self._held: list[Msg] = []
         self._owed = 0
